@@ -1,0 +1,132 @@
+//! The admin endpoint: `/healthz`, `/readyz`, `/metrics` (Prometheus) and the status
+//! page at `/`.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::pipeline::ExporterStats;
+
+/// What the admin endpoint shows.
+pub struct AdminState {
+    /// True once receivers are bound and exporters started; false again when stopping.
+    pub ready: Arc<AtomicBool>,
+    pub prometheus: PrometheusHandle,
+    pub started: Instant,
+    /// `(receiver name, bound address)`.
+    pub receivers: Vec<(&'static str, SocketAddr)>,
+    pub exporters: Vec<Arc<ExporterStats>>,
+}
+
+/// Builds the admin routes.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves the admin endpoint on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// An I/O error from the server.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
+    s.prometheus.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.prometheus.render(),
+    )
+        .into_response()
+}
+
+async fn status_page(State(s): State<Arc<AdminState>>) -> Html<String> {
+    Html(render_status(&s))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn render_status(s: &AdminState) -> String {
+    let mut h = String::with_capacity(4096);
+    let ready = if s.ready.load(Ordering::Acquire) {
+        "ready"
+    } else {
+        "not ready"
+    };
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>otel-pinpoint-bridge</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}th{{background:#eee}}\
+         td:first-child,th:first-child{{text-align:left}}</style></head><body>\
+         <h1>otel-pinpoint-bridge {}</h1><p>Status: <b>{ready}</b> · up {} s · \
+         <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">healthz</a> · <a href=\"/readyz\">readyz</a></p>",
+        env!("CARGO_PKG_VERSION"),
+        s.started.elapsed().as_secs()
+    );
+    h.push_str("<h2>Receivers</h2><table><tr><th>receiver</th><th>address</th></tr>");
+    for (name, addr) in &s.receivers {
+        let _ = write!(h, "<tr><td>{name}</td><td>{addr}</td></tr>");
+    }
+    h.push_str(
+        "</table><h2>Exporters</h2><table><tr><th>exporter</th><th>type</th><th>queued spans</th>\
+         <th>capacity</th><th>sent</th><th>failed</th><th>dropped</th><th>last error</th></tr>",
+    );
+    for e in &s.exporters {
+        let last = e
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&e.name),
+            e.kind,
+            e.queued(),
+            e.capacity,
+            e.sent.load(Ordering::Relaxed),
+            e.failed.load(Ordering::Relaxed),
+            e.dropped.load(Ordering::Relaxed),
+            escape(&last)
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}

@@ -1,0 +1,135 @@
+//! The command line: `run`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigSource, LogFormat};
+
+/// Exit code for a bad config (EX_CONFIG from sysexits is 78; like linkerd we use
+/// EX_USAGE, 64, for "the input you gave me is wrong").
+pub const EXIT_BAD_CONFIG: u8 = 64;
+
+/// A gateway between OpenTelemetry (OTLP, W3C) and Pinpoint APM.
+#[derive(Debug, Parser)]
+#[command(name = "otel-pinpoint-bridge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Run {
+        /// Config file; without it the embedded default (config/gateway.yaml) is used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print every error with its path.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Runs the parsed command line.
+#[must_use]
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { config } => check_config(&config),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
+    let source = path.map_or(ConfigSource::Embedded, |p| ConfigSource::File(p));
+    config::load(source).map_err(|e| {
+        eprint!("invalid config {e}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}
+
+fn check_config(path: &PathBuf) -> ExitCode {
+    match load(Some(path)) {
+        Ok(c) => {
+            println!("{}: OK ({} exporter(s))", path.display(), c.exporters.len());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn init_logging(cfg: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&config.log);
+    match path {
+        Some(p) => tracing::info!(config = %p.display(), "config loaded"),
+        None => tracing::info!(config = "config/gateway.yaml (embedded)", "config loaded"),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match crate::app::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        let report = running.shutdown().await;
+        if report.undrained.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
+                    _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the gateway");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

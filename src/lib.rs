@@ -1,0 +1,15 @@
+//! otel-pinpoint-bridge: a gateway that receives OpenTelemetry traces (OTLP) and
+//! forwards them to Pinpoint, Zipkin and other backends, translating identities between
+//! the W3C/OpenTelemetry and Pinpoint worlds.
+//!
+//! The data path is one pipeline: [`receiver`] → (translate) → [`pipeline`] (route,
+//! queue, batch) → [`exporter`]. [`app`] wires it from a [`config::Config`].
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod exporter;
+pub mod pipeline;
+pub mod receiver;
+pub mod selfmetrics;

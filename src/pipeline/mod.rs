@@ -1,0 +1,381 @@
+//! The pipeline between receivers and exporters: routing, one bounded queue per
+//! exporter, batching, retry and fan-out.
+//!
+//! Receivers hand a [`Block`] (the valid spans of one request) to [`Pipeline::submit`].
+//! The [`router`] picks the exporters that get it; admission then reserves room for it
+//! in every chosen queue *before* anything is enqueued, so a request is either taken by
+//! every exporter it is routed to or refused as a whole with a retryable status:
+//! a client retry never duplicates spans in the exporters that had room.
+//! An exporter whose queue says `on_full: drop` skips the block instead (counted) and
+//! never refuses on behalf of the others.
+//!
+//! Queue room is counted in spans with a semaphore; a queued item holds its permits until
+//! the batch it joins has been exported (or given up), so "queued" includes in-flight.
+//! The receiver never awaits an exporter: admission is `try_acquire`, never a wait.
+
+pub mod router;
+pub mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use metrics::{Counter, Gauge};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+
+use crate::config::{BatchConfig, ExporterConfig, OnFull, RetryConfig};
+use crate::selfmetrics as m;
+use router::Router;
+
+/// The valid spans of one request (or the part of it routed to one exporter).
+#[derive(Debug, Default)]
+pub struct Block {
+    pub resource_spans: Vec<ResourceSpans>,
+    pub span_count: usize,
+}
+
+impl Block {
+    /// Counts the spans of `resource_spans`.
+    #[must_use]
+    pub fn new(resource_spans: Vec<ResourceSpans>) -> Self {
+        let span_count = resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        Self {
+            resource_spans,
+            span_count,
+        }
+    }
+}
+
+/// A block shared by every exporter it is routed to (no copy per exporter).
+pub type SharedBlock = Arc<Block>;
+
+/// What an exporter receives: the blocks that arrived within one batch window.
+#[derive(Debug)]
+pub struct Batch {
+    blocks: Vec<SharedBlock>,
+    span_count: usize,
+    /// Queue room held until the batch is done with.
+    _permits: Vec<OwnedSemaphorePermit>,
+    /// When the oldest block of the batch was admitted.
+    pub first_received: Instant,
+}
+
+impl Batch {
+    fn new(first: Item) -> Self {
+        let mut b = Self {
+            blocks: Vec::new(),
+            span_count: 0,
+            _permits: Vec::new(),
+            first_received: first.received,
+        };
+        b.push(first);
+        b
+    }
+
+    fn push(&mut self, item: Item) {
+        self.span_count += item.block.span_count;
+        self.blocks.push(item.block);
+        self._permits.push(item.permit);
+    }
+
+    /// Builds a batch outside a queue (tests and benchmarks).
+    #[must_use]
+    pub fn from_blocks(blocks: Vec<SharedBlock>) -> Self {
+        let span_count = blocks.iter().map(|b| b.span_count).sum();
+        Self {
+            blocks,
+            span_count,
+            _permits: Vec::new(),
+            first_received: Instant::now(),
+        }
+    }
+
+    #[must_use]
+    pub fn blocks(&self) -> &[SharedBlock] {
+        &self.blocks
+    }
+
+    /// Every `ResourceSpans` of the batch, in arrival order.
+    pub fn resource_spans(&self) -> impl Iterator<Item = &ResourceSpans> {
+        self.blocks.iter().flat_map(|b| &b.resource_spans)
+    }
+
+    #[must_use]
+    pub fn span_count(&self) -> usize {
+        self.span_count
+    }
+}
+
+struct Item {
+    block: SharedBlock,
+    permit: OwnedSemaphorePermit,
+    received: Instant,
+}
+
+/// Why the pipeline refused a block. Both are retryable for the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the queue of exporter `{exporter}` is full; retry later")]
+    QueueFull { exporter: String },
+    #[error("the gateway is shutting down; retry against another instance or later")]
+    ShuttingDown,
+}
+
+/// Live numbers of one exporter's queue, shared with the status page.
+#[derive(Debug)]
+pub struct ExporterStats {
+    pub name: String,
+    pub kind: &'static str,
+    pub capacity: usize,
+    sem: Arc<Semaphore>,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub last_error: std::sync::Mutex<Option<String>>,
+    queue_gauge: Gauge,
+    sent_counter: Counter,
+    dropped_full: Counter,
+    dropped_shutdown: Counter,
+}
+
+impl ExporterStats {
+    /// Spans queued or in flight.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.capacity.saturating_sub(self.sem.available_permits())
+    }
+
+    fn update_gauge(&self) {
+        self.queue_gauge.set(self.queued() as f64);
+    }
+
+    fn record_error(&self, message: &str) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(message.to_owned());
+        }
+    }
+}
+
+struct Queue {
+    tx: mpsc::UnboundedSender<Item>,
+    on_full: OnFull,
+    stats: Arc<ExporterStats>,
+}
+
+/// The consuming side of one exporter's queue, handed to its worker.
+pub struct QueueReceiver {
+    rx: mpsc::UnboundedReceiver<Item>,
+    pub batch: BatchConfig,
+    pub retry: RetryConfig,
+    pub stats: Arc<ExporterStats>,
+}
+
+/// Routing plus one bounded queue per exporter.
+pub struct Pipeline {
+    router: Router,
+    queues: Vec<Queue>,
+    closed: AtomicBool,
+}
+
+impl Pipeline {
+    /// Creates the queues for `exporters` (in order) and returns the consuming ends.
+    #[must_use]
+    pub fn new(exporters: &[ExporterConfig], router: Router) -> (Arc<Self>, Vec<QueueReceiver>) {
+        let mut queues = Vec::with_capacity(exporters.len());
+        let mut receivers = Vec::with_capacity(exporters.len());
+        for e in exporters {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let label = [("exporter", e.name.clone())];
+            metrics::gauge!(m::QUEUE_CAPACITY, &label).set(e.queue.max_spans as f64);
+            let stats = Arc::new(ExporterStats {
+                name: e.name.clone(),
+                kind: e.kind.type_name(),
+                capacity: e.queue.max_spans,
+                sem: Arc::new(Semaphore::new(e.queue.max_spans)),
+                sent: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                last_error: std::sync::Mutex::new(None),
+                queue_gauge: metrics::gauge!(m::QUEUE_SPANS, &label),
+                sent_counter: metrics::counter!(m::EXPORTER_SPANS_SENT, &label),
+                dropped_full: metrics::counter!(m::EXPORTER_SPANS_DROPPED, "exporter" => e.name.clone(), "reason" => "queue_full"),
+                dropped_shutdown: metrics::counter!(m::EXPORTER_SPANS_DROPPED, "exporter" => e.name.clone(), "reason" => "shutdown"),
+            });
+            stats.update_gauge();
+            queues.push(Queue {
+                tx,
+                on_full: e.queue.on_full,
+                stats: Arc::clone(&stats),
+            });
+            receivers.push(QueueReceiver {
+                rx,
+                batch: e.batch.clone(),
+                retry: e.retry.clone(),
+                stats,
+            });
+        }
+        let p = Arc::new(Self {
+            router,
+            queues,
+            closed: AtomicBool::new(false),
+        });
+        (p, receivers)
+    }
+
+    /// Routes `block` and enqueues it for every chosen exporter, or refuses it whole.
+    ///
+    /// # Errors
+    /// [`Refused`] when a `refuse` queue has no room, or after [`Pipeline::close`].
+    pub fn submit(&self, block: Block) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::ShuttingDown);
+        }
+        if block.span_count == 0 {
+            return Ok(());
+        }
+        let routed = self.router.route(block);
+        let mut reserved = Vec::with_capacity(routed.len());
+        for (index, part) in routed {
+            let Some(q) = self.queues.get(index) else {
+                continue;
+            };
+            // A block larger than the whole queue is admitted when the queue is empty.
+            let want = part.span_count.clamp(1, q.stats.capacity) as u32;
+            match Arc::clone(&q.stats.sem).try_acquire_many_owned(want) {
+                Ok(permit) => reserved.push((q, part, permit)),
+                Err(TryAcquireError::NoPermits) if q.on_full == OnFull::Drop => {
+                    q.stats
+                        .dropped
+                        .fetch_add(part.span_count as u64, Ordering::Relaxed);
+                    q.stats.dropped_full.increment(part.span_count as u64);
+                }
+                Err(TryAcquireError::NoPermits) => {
+                    return Err(Refused::QueueFull {
+                        exporter: q.stats.name.clone(),
+                    });
+                }
+                Err(TryAcquireError::Closed) => return Err(Refused::ShuttingDown),
+            }
+        }
+        let received = Instant::now();
+        for (q, block, permit) in reserved {
+            let n = block.span_count as u64;
+            if q.tx
+                .send(Item {
+                    block,
+                    permit,
+                    received,
+                })
+                .is_err()
+            {
+                // The worker closed its queue: only possible while shutting down.
+                q.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                q.stats.dropped_shutdown.increment(n);
+            }
+            q.stats.update_gauge();
+        }
+        Ok(())
+    }
+
+    /// Refuses every later block. Workers drain what is queued once told to stop.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Every exporter's live numbers, in config order.
+    #[must_use]
+    pub fn stats(&self) -> Vec<Arc<ExporterStats>> {
+        self.queues.iter().map(|q| Arc::clone(&q.stats)).collect()
+    }
+
+    /// How many exporters the pipeline feeds.
+    #[must_use]
+    pub fn exporter_count(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ExporterKind, QueueConfig};
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+
+    fn exporter(name: &str, max_spans: usize, on_full: OnFull) -> ExporterConfig {
+        ExporterConfig {
+            name: name.to_owned(),
+            queue: QueueConfig { max_spans, on_full },
+            batch: BatchConfig {
+                max_spans: 1,
+                ..BatchConfig::default()
+            },
+            retry: RetryConfig::default(),
+            kind: ExporterKind::Null,
+        }
+    }
+
+    fn block(n: usize) -> Block {
+        Block::new(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    #[test]
+    fn admission_is_all_or_nothing() {
+        let cfg = [
+            exporter("a", 10, OnFull::Refuse),
+            exporter("b", 4, OnFull::Refuse),
+        ];
+        let (p, _rx) = Pipeline::new(&cfg, Router::all(2));
+        assert_eq!(p.submit(block(3)), Ok(()));
+        // b has 1 span of room left: the next 3-span block is refused by b, and a keeps
+        // only what it had before.
+        assert_eq!(
+            p.submit(block(3)),
+            Err(Refused::QueueFull {
+                exporter: "b".into()
+            })
+        );
+        let stats = p.stats();
+        assert_eq!((stats[0].queued(), stats[1].queued()), (3, 3));
+    }
+
+    #[test]
+    fn drop_policy_isolates_the_full_exporter() {
+        let cfg = [
+            exporter("a", 10, OnFull::Refuse),
+            exporter("debug", 2, OnFull::Drop),
+        ];
+        let (p, _rx) = Pipeline::new(&cfg, Router::all(2));
+        assert_eq!(p.submit(block(2)), Ok(()));
+        assert_eq!(p.submit(block(2)), Ok(()));
+        let stats = p.stats();
+        assert_eq!((stats[0].queued(), stats[1].queued()), (4, 2));
+        assert_eq!(stats[1].dropped.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn oversized_block_enters_an_empty_queue() {
+        let (p, _rx) = Pipeline::new(&[exporter("a", 5, OnFull::Refuse)], Router::all(1));
+        assert_eq!(p.submit(block(50)), Ok(()));
+        assert_eq!(p.stats()[0].queued(), 5);
+        assert!(p.submit(block(1)).is_err());
+    }
+
+    #[test]
+    fn closed_pipeline_refuses_and_empty_blocks_pass() {
+        let (p, _rx) = Pipeline::new(&[exporter("a", 5, OnFull::Refuse)], Router::all(1));
+        assert_eq!(p.submit(block(0)), Ok(()));
+        p.close();
+        assert_eq!(p.submit(block(1)), Err(Refused::ShuttingDown));
+    }
+}

@@ -1,0 +1,110 @@
+//! The gateway's own metrics: every name is defined here, with its help text.
+//!
+//! Labels are low-cardinality only (`receiver`, `exporter`, `reason`, `outcome`, `map`);
+//! never a trace id, a service name or anything else that grows with traffic.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Spans accepted into the pipeline, per `receiver`.
+pub const RECEIVER_SPANS_ACCEPTED: &str = "bridge_receiver_spans_accepted_total";
+/// Spans refused for backpressure (queue full, shutting down), per `receiver` and `reason`.
+pub const RECEIVER_SPANS_REFUSED: &str = "bridge_receiver_spans_refused_total";
+/// Spans rejected one at a time as invalid, per `receiver` and `reason`.
+pub const RECEIVER_SPANS_REJECTED: &str = "bridge_receiver_spans_rejected_total";
+/// Whole requests rejected before any span was read, per `receiver` and `reason`
+/// (`malformed`, `too_large`, `unsupported_media_type`, `bad_encoding`).
+pub const RECEIVER_REQUESTS_FAILED: &str = "bridge_receiver_requests_failed_total";
+/// Request handling time, per `receiver`.
+pub const RECEIVER_REQUEST_DURATION: &str = "bridge_receiver_request_duration_seconds";
+
+/// Spans waiting in (or being exported from) an exporter's queue, per `exporter`.
+pub const QUEUE_SPANS: &str = "bridge_queue_spans";
+/// The capacity of an exporter's queue in spans, per `exporter`.
+pub const QUEUE_CAPACITY: &str = "bridge_queue_capacity_spans";
+/// Spans an exporter delivered, per `exporter`.
+pub const EXPORTER_SPANS_SENT: &str = "bridge_exporter_spans_sent_total";
+/// Spans an exporter gave up on, per `exporter` and `reason` (`permanent`, `retries_exhausted`).
+pub const EXPORTER_SPANS_FAILED: &str = "bridge_exporter_spans_failed_total";
+/// Spans dropped before export, per `exporter` and `reason` (`queue_full`, `shutdown`).
+pub const EXPORTER_SPANS_DROPPED: &str = "bridge_exporter_spans_dropped_total";
+/// Time of one export call (one batch, retries excluded), per `exporter`.
+pub const EXPORTER_SEND_DURATION: &str = "bridge_exporter_send_duration_seconds";
+/// Export attempts that will be retried, per `exporter`.
+pub const EXPORTER_RETRIES: &str = "bridge_exporter_retries_total";
+
+/// Identity mapping cache lookups that found an entry, per `map`.
+pub const ID_CACHE_HITS: &str = "bridge_id_cache_hits_total";
+/// Identity mapping cache lookups that found nothing, per `map`.
+pub const ID_CACHE_MISSES: &str = "bridge_id_cache_misses_total";
+/// Identity mapping cache inserts, per `map`.
+pub const ID_CACHE_INSERTS: &str = "bridge_id_cache_inserts_total";
+/// Identity mapping cache entries evicted for size or age, per `map`.
+pub const ID_CACHE_EVICTIONS: &str = "bridge_id_cache_evictions_total";
+
+/// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+///
+/// Later calls (several apps in one test process) share the first recorder.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".to_owned()),
+                    DURATION_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program's); then
+            // our handle renders nothing, which is the embedding program's choice.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(RECEIVER_SPANS_ACCEPTED, "Spans accepted into the pipeline.");
+    describe_counter!(
+        RECEIVER_SPANS_REFUSED,
+        "Spans refused with a retryable status (backpressure)."
+    );
+    describe_counter!(
+        RECEIVER_SPANS_REJECTED,
+        "Invalid spans rejected one at a time."
+    );
+    describe_counter!(
+        RECEIVER_REQUESTS_FAILED,
+        "Requests rejected whole before any span was read."
+    );
+    describe_histogram!(
+        RECEIVER_REQUEST_DURATION,
+        "Time to handle one export request."
+    );
+    describe_gauge!(QUEUE_SPANS, "Spans queued or in flight per exporter.");
+    describe_gauge!(QUEUE_CAPACITY, "Queue capacity in spans per exporter.");
+    describe_counter!(EXPORTER_SPANS_SENT, "Spans delivered by an exporter.");
+    describe_counter!(EXPORTER_SPANS_FAILED, "Spans an exporter gave up on.");
+    describe_counter!(EXPORTER_SPANS_DROPPED, "Spans dropped before export.");
+    describe_histogram!(EXPORTER_SEND_DURATION, "Time of one export call.");
+    describe_counter!(EXPORTER_RETRIES, "Export attempts that will be retried.");
+    describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
+    describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
+    describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");
+    describe_counter!(
+        ID_CACHE_EVICTIONS,
+        "Identity cache evictions (size or age)."
+    );
+}
