@@ -363,6 +363,10 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     {
         errors.push(err("service.shutdown_grace", "must be greater than 0"));
     }
+    // One error per path: a later one there (e.g. "not host:port" after a missing
+    // variable) is a consequence of the first.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.path.clone()));
     match (receivers, admin, log, service) {
         (Some(receivers), Some(admin), Some(log), Some(service)) if errors.is_empty() => {
             Ok(Config {

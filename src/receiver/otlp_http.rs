@@ -98,6 +98,8 @@ async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Ok(ok) => {
             let body = match format {
                 Format::Protobuf => ok.encode_to_vec(),
+                // An absent partial_success is `{}`, not `{"partialSuccess":null}`.
+                Format::Json if ok.partial_success.is_none() => b"{}".to_vec(),
                 Format::Json => serde_json::to_vec(&ok).unwrap_or_else(|_| b"{}".to_vec()),
             };
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()

@@ -1,0 +1,205 @@
+//! The real binary: `check-config`, SIGTERM draining, and the README's newcomer command
+//! (`run` on the embedded default config).
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_otel-pinpoint-bridge");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gateway did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn wait_ready(admin: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://{admin}/readyz")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gateway at {admin} never became ready");
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(e) = child.stderr.as_mut() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+#[test]
+fn check_config_lists_every_error_and_exits_64() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "receivers:\n  otlp:\n    grpc: { endpoint: nowhere }\nexporters:\n  a: { type: file }\n  b: { type: carrier-pigeon }\n  c:\n    type: null\n    batch: { timeout: fast }\nadmin: { endpoint: '${env:BRIDGE_TEST_SURELY_UNSET}' }\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "receivers.otlp.grpc.endpoint: `nowhere` is not host:port",
+        "exporters.a: missing field `path`",
+        "exporters.b.type: unknown exporter type `carrier-pigeon`",
+        "exporters.c: `fast` is not a duration",
+        "admin.endpoint: environment variable `BRIDGE_TEST_SURELY_UNSET` is not set",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    assert!(err.contains("5 error(s)"), "{err}");
+}
+
+#[test]
+fn check_config_accepts_every_shipped_config() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for entry in std::fs::read_dir(dir).expect("config dir") {
+        let path = entry.expect("entry").path();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .env("BRIDGE_CONFIG_TEST", "1")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Spans waiting for a long batch timeout are exported when SIGTERM arrives, and the
+/// process exits 0 after draining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_queues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("spans.jsonl");
+    let (http, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("gw.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "receivers:\n  otlp:\n    http: {{ endpoint: 127.0.0.1:{http} }}\nexporters:\n  out:\n    type: file\n    path: '{}'\n    batch: {{ max_spans: 100000, timeout: 1h }}\nadmin: {{ endpoint: 127.0.0.1:{admin} }}\nlog: {{ format: json }}\nservice: {{ shutdown_grace: 5s }}\n",
+            out.display()
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_ready(&format!("127.0.0.1:{admin}")).await;
+    let body = prost::Message::encode_to_vec(&common::request(vec![
+        common::span(3, 1, 1, 2),
+        common::span(3, 2, 1, 2),
+    ]));
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        common::read_lines(&out).is_empty(),
+        "the batch should still be waiting"
+    );
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "exit {status}: {log}");
+    assert_eq!(
+        common::spans_of(&common::read_lines(&out)).len(),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("SIGTERM") && log.contains("all queues drained"),
+        "{log}"
+    );
+}
+
+/// The README's command: `run` with no config uses the embedded default, which prints
+/// every batch to stdout as OTLP/JSON. It binds the documented fixed ports
+/// (4317, 4318, 8888), so it fails clearly if another gateway already runs here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_runs_and_prints_spans() {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_ready("127.0.0.1:8888").await;
+    let sent = tokio::task::spawn_blocking(|| {
+        common::run_python(
+            "send_trace.py",
+            &["--protocol", "grpc", "--endpoint", "http://127.0.0.1:4317"],
+        )
+    })
+    .await
+    .expect("python");
+    // Batches close after 1 s in the default config.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let mut stdout = String::new();
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    assert!(status.success(), "{}", stderr_of(&mut child));
+    let trace_id = sent["trace_id"].as_str().expect("trace id");
+    assert!(
+        stdout.contains(&format!("\"traceId\":\"{trace_id}\"")),
+        "stdout: {stdout}"
+    );
+}
