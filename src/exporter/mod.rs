@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod null;
+pub mod pinpoint;
 
 use std::future::Future;
 use std::time::Duration;
