@@ -56,7 +56,7 @@ pub fn anno_int(key: i32, i: i32) -> PAnnotation {
 }
 
 /// Finds the first of `keys` present; returns (key, value as text).
-fn find<'a>(attrs: &'a [KeyValue], keys: &[&'static str]) -> Option<(&'static str, String)> {
+fn find(attrs: &[KeyValue], keys: &[&'static str]) -> Option<(&'static str, String)> {
     keys.iter().find_map(|k| {
         let kv = attrs.iter().find(|kv| kv.key == *k)?;
         let text = match kv.value.as_ref()?.value.as_ref()? {
