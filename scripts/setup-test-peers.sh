@@ -14,3 +14,12 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
     echo "$want" > "$stamp"
 fi
+
+# The stand-in Pinpoint collector (built from pinpoint-node-agent's generated code).
+collector=tests/peers/pinpoint-collector
+lock_sum=$(sha256sum "$collector/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f $collector/node_modules/.lock.sha256 || $(cat "$collector/node_modules/.lock.sha256") != "$lock_sum" ]]; then
+    echo "setup-test-peers: installing the stand-in Pinpoint collector (npm ci)" >&2
+    (cd "$collector" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$collector/node_modules/.lock.sha256"
+fi

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::ids::MappingCache;
 use crate::pipeline::router::Router;
 use crate::pipeline::{ExporterStats, Pipeline};
 use crate::receiver::{Intake, otlp_grpc, otlp_http};
@@ -67,10 +68,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let prometheus = selfmetrics::install();
     let (pipeline, queues) = Pipeline::new(&config.exporters, Router::all(config.exporters.len()));
     let (stop_exporters, stop_exporters_rx) = watch::channel(false);
+    let ids = Arc::new(MappingCache::new(&config.ids).context("ids")?);
+    let shared = exporter::Shared {
+        ids: Arc::clone(&ids),
+    };
     let mut exporters = Vec::new();
     for (cfg, queue) in config.exporters.iter().zip(queues) {
         let stats = Arc::clone(&queue.stats);
-        let handle = exporter::start(cfg, queue, stop_exporters_rx.clone()).await?;
+        let handle = exporter::start(cfg, &shared, queue, stop_exporters_rx.clone()).await?;
         exporters.push((stats, handle));
     }
 

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::ids::CacheConfig;
+
 /// The embedded default config (`config/gateway.yaml`): no external servers needed.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/gateway.yaml");
 
@@ -30,6 +32,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub service: ServiceConfig,
+    /// `ids:`: the identity mapping cache.
+    pub ids: CacheConfig,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -75,6 +79,7 @@ pub struct ExporterConfig {
 #[derive(Debug, Clone)]
 pub enum ExporterKind {
     File(crate::exporter::file::FileConfig),
+    Pinpoint(Box<crate::exporter::pinpoint::PinpointConfig>),
     Null,
 }
 
@@ -88,7 +93,7 @@ struct CommonExporterKeys {
 }
 
 const COMMON_EXPORTER_KEYS: &[&str] = &["type", "queue", "batch", "retry"];
-const EXPORTER_TYPES: &[&str] = &["file", "null (or nop)"];
+const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "null (or nop)"];
 
 /// `exporters.<name>.queue:`: the bounded queue in front of one exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -319,10 +324,10 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         return Err(errors);
     };
     for key in top.keys() {
-        if !["receivers", "exporters", "admin", "log", "service"].contains(&key.as_str()) {
+        if !["receivers", "exporters", "admin", "log", "service", "ids"].contains(&key.as_str()) {
             errors.push(err(
                 key,
-                "unknown section (expected receivers, exporters, admin, log, service)",
+                "unknown section (expected receivers, exporters, admin, log, service, ids)",
             ));
         }
     }
@@ -346,6 +351,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let admin = optional_section::<AdminConfig>(&mut top, "admin", &mut errors);
     let log = optional_section::<LogConfig>(&mut top, "log", &mut errors);
     let service = optional_section::<ServiceConfig>(&mut top, "service", &mut errors);
+    let ids = optional_section::<CacheConfig>(&mut top, "ids", &mut errors);
+    if let Some(c) = &ids
+        && let Err(e) = c.validate()
+    {
+        errors.push(err("ids", e.to_string()));
+    }
 
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
@@ -367,14 +378,17 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     // variable) is a consequence of the first.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.path.clone()));
-    match (receivers, admin, log, service) {
-        (Some(receivers), Some(admin), Some(log), Some(service)) if errors.is_empty() => {
+    match (receivers, admin, log, service, ids) {
+        (Some(receivers), Some(admin), Some(log), Some(service), Some(ids))
+            if errors.is_empty() =>
+        {
             Ok(Config {
                 receivers,
                 exporters,
                 admin,
                 log,
                 service,
+                ids,
             })
         }
         _ => Err(errors),
@@ -488,6 +502,9 @@ fn exporter(
     let common = section::<CommonExporterKeys>(Value::Object(common), path, errors);
     let kind = match kind_name.as_str() {
         "file" => section(Value::Object(own), path, errors).map(ExporterKind::File),
+        "pinpoint" => {
+            section(Value::Object(own), path, errors).map(|c| ExporterKind::Pinpoint(Box::new(c)))
+        }
         "null" | "nop" => {
             if let Some(k) = own.keys().next() {
                 errors.push(err(

@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod exporter;
+pub mod ids;
 pub mod pipeline;
 pub mod receiver;
 pub mod selfmetrics;

@@ -43,6 +43,17 @@ pub const ID_CACHE_INSERTS: &str = "bridge_id_cache_inserts_total";
 /// Identity mapping cache entries evicted for size or age, per `map`.
 pub const ID_CACHE_EVICTIONS: &str = "bridge_id_cache_evictions_total";
 
+/// Spans held by a Pinpoint exporter waiting for their segment's parent, per `exporter`.
+pub const PINPOINT_PENDING_SPANS: &str = "bridge_pinpoint_pending_spans";
+/// Virtual agents a Pinpoint exporter keeps registered, per `exporter`.
+pub const PINPOINT_AGENTS: &str = "bridge_pinpoint_agents";
+/// Entry spans emitted without a resolved caller (shown under UNKNOWN), per `exporter`.
+pub const PINPOINT_UNRESOLVED_PARENTS: &str = "bridge_pinpoint_unresolved_parent_links_total";
+/// Spans a collector reported rejected in `SendSpanBatch`, per `exporter`.
+pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total";
+/// Messages built, per `exporter` and `kind` (`span`, `chunk`).
+pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
+
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -100,6 +111,14 @@ fn describe() {
     describe_counter!(EXPORTER_SPANS_DROPPED, "Spans dropped before export.");
     describe_histogram!(EXPORTER_SEND_DURATION, "Time of one export call.");
     describe_counter!(EXPORTER_RETRIES, "Export attempts that will be retried.");
+    describe_gauge!(PINPOINT_PENDING_SPANS, "Spans held for parent resolution.");
+    describe_gauge!(PINPOINT_AGENTS, "Registered virtual agents.");
+    describe_counter!(
+        PINPOINT_UNRESOLVED_PARENTS,
+        "Entry spans emitted without a resolved caller."
+    );
+    describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
+    describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");

@@ -8,12 +8,14 @@ pub mod null;
 pub mod pinpoint;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ExporterConfig, ExporterKind};
+use crate::ids::MappingCache;
 use crate::pipeline::{Batch, QueueReceiver, worker};
 
 /// Why one export call failed, and whether the worker should try the batch again.
@@ -43,6 +45,26 @@ pub trait Exporter: Send + 'static {
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// How often the worker calls [`Exporter::tick`] (for exporters that hold data, such
+    /// as segments waiting for their parents). `None`: never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Periodic work between batches.
+    ///
+    /// # Errors
+    /// Like [`Exporter::export`]; the worker logs it and carries on.
+    fn tick(&mut self) -> impl Future<Output = Result<(), ExportError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What exporters share across the process.
+pub struct Shared {
+    /// The identity mapping cache (parent resolution, Pinpoint-born txids).
+    pub ids: Arc<MappingCache>,
 }
 
 /// An exporter that could not be built from its config.
@@ -59,6 +81,7 @@ impl ExporterKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::File(_) => "file",
+            Self::Pinpoint(_) => "pinpoint",
             Self::Null => "null",
         }
     }
@@ -70,6 +93,7 @@ impl ExporterKind {
 /// [`BuildError`] when the exporter cannot start (e.g. its file cannot be opened).
 pub async fn start(
     cfg: &ExporterConfig,
+    shared: &Shared,
     queue: QueueReceiver,
     stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, BuildError> {
@@ -80,6 +104,11 @@ pub async fn start(
     Ok(match &cfg.kind {
         ExporterKind::File(f) => {
             let e = file::FileExporter::open(f).await.map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Pinpoint(p) => {
+            let e = pinpoint::PinpointExporter::new(&cfg.name, p, Arc::clone(&shared.ids))
+                .map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),

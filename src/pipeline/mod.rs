@@ -57,6 +57,8 @@ pub type SharedBlock = Arc<Block>;
 /// What an exporter receives: the blocks that arrived within one batch window.
 #[derive(Debug)]
 pub struct Batch {
+    /// Unique per batch in this process; a retried batch keeps its id.
+    id: u64,
     blocks: Vec<SharedBlock>,
     span_count: usize,
     /// Queue room held until the batch is done with.
@@ -68,6 +70,7 @@ pub struct Batch {
 impl Batch {
     fn new(first: Item) -> Self {
         let mut b = Self {
+            id: next_batch_id(),
             blocks: Vec::new(),
             span_count: 0,
             _permits: Vec::new(),
@@ -88,11 +91,18 @@ impl Batch {
     pub fn from_blocks(blocks: Vec<SharedBlock>) -> Self {
         let span_count = blocks.iter().map(|b| b.span_count).sum();
         Self {
+            id: next_batch_id(),
             blocks,
             span_count,
             _permits: Vec::new(),
             first_received: Instant::now(),
         }
+    }
+
+    /// This batch's id (the same across retries of it).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     #[must_use]
@@ -109,6 +119,11 @@ impl Batch {
     pub fn span_count(&self) -> usize {
         self.span_count
     }
+}
+
+fn next_batch_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 struct Item {

@@ -23,12 +23,25 @@ pub async fn run<E: Exporter>(
     if stopping {
         q.rx.close();
     }
+    let tick_every = exporter
+        .tick_interval()
+        .unwrap_or(Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval(tick_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks = exporter.tick_interval().is_some();
     loop {
         let first = tokio::select! {
             item = q.rx.recv() => match item {
                 Some(item) => item,
                 None => break,
             },
+            _ = ticker.tick(), if ticks => {
+                if let Err(e) = exporter.tick().await {
+                    q.stats.record_error(&e.to_string());
+                    tracing::warn!(exporter = %q.stats.name, error = %e, "periodic export work failed");
+                }
+                continue;
+            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 q.rx.close();

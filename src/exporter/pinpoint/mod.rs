@@ -1,7 +1,282 @@
 //! The Pinpoint exporter: OTel spans become Pinpoint agents, spans, span events and
 //! span chunks, sent to a Pinpoint collector over its gRPC agent protocol.
+//!
+//! `agent.rs` (who the virtual agent is) and `semconv.rs` + `convert.rs` (what a span
+//! looks like) are pure; `assemble.rs` holds spans until their segments are ready;
+//! `client.rs` is the transport.
 
 pub mod agent;
+pub mod assemble;
+pub mod client;
 pub mod codes;
+pub mod convert;
 pub mod proto;
 pub mod semconv;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge};
+use serde::Deserialize;
+
+use super::{ExportError, Exporter};
+use crate::config::de_duration;
+use crate::ids::{AgentId, MappingCache};
+use crate::pipeline::Batch;
+use crate::selfmetrics as m;
+use assemble::{Assembler, Output};
+use client::{Client, ClientConfig, SpanProtocol};
+use convert::AttributeMode;
+
+/// `exporters.<name>:` keys of `type: pinpoint`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinpointConfig {
+    /// Collector host name or address. Required.
+    pub host: String,
+    /// Agent and metadata port. Default 9991.
+    #[serde(default = "d_agent_port")]
+    pub agent_port: u16,
+    /// Span port. Default 9993.
+    #[serde(default = "d_span_port")]
+    pub span_port: u16,
+    /// `auto` (default), `batch` (3.1+) or `stream`.
+    #[serde(default)]
+    pub protocol: SpanProtocol,
+    /// Per-call timeout. Default 10s.
+    #[serde(default = "d_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// agentId of OTel-born transaction ids. Default `otel`.
+    #[serde(default = "d_marker")]
+    pub marker: String,
+    /// How long a segment waits for its caller's segment. Default 3s.
+    #[serde(default = "d_hold", deserialize_with = "de_duration")]
+    pub hold: Duration,
+    /// Spans held for parent resolution at most. Default 100000.
+    #[serde(default = "d_max_pending")]
+    pub max_pending_spans: usize,
+    /// How long a sent segment takes late spans as chunks. Default 5m.
+    #[serde(default = "d_late", deserialize_with = "de_duration")]
+    pub late_window: Duration,
+    /// `args` (default, every version), `attributes` (3.1+) or `none`.
+    #[serde(default)]
+    pub attributes: AttributeMode,
+    /// Attributes per span at most. Default 10.
+    #[serde(default = "d_max_attrs")]
+    pub max_attributes: usize,
+    /// Longest attribute value in bytes. Default 256.
+    #[serde(default = "d_max_value")]
+    pub max_value_len: usize,
+    /// Send the `http.method` annotation (3.1+). Default false.
+    #[serde(default)]
+    pub http_method_annotation: bool,
+    /// Default 60s.
+    #[serde(default = "d_ping", deserialize_with = "de_duration")]
+    pub ping_interval: Duration,
+    /// Default 24h.
+    #[serde(default = "d_info", deserialize_with = "de_duration")]
+    pub agent_info_interval: Duration,
+    /// An agent not seen this long is closed and forgotten. Default 10m.
+    #[serde(default = "d_idle", deserialize_with = "de_duration")]
+    pub agent_idle_timeout: Duration,
+}
+
+fn d_agent_port() -> u16 {
+    9991
+}
+fn d_span_port() -> u16 {
+    9993
+}
+fn d_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn d_marker() -> String {
+    "otel".to_owned()
+}
+fn d_hold() -> Duration {
+    Duration::from_secs(3)
+}
+fn d_max_pending() -> usize {
+    100_000
+}
+fn d_late() -> Duration {
+    Duration::from_secs(300)
+}
+fn d_max_attrs() -> usize {
+    10
+}
+fn d_max_value() -> usize {
+    256
+}
+fn d_ping() -> Duration {
+    Duration::from_secs(60)
+}
+fn d_info() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn d_idle() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl PinpointConfig {
+    /// Problems with the values, as `(key, message)`.
+    #[must_use]
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.host.trim().is_empty() {
+            p.push(("host", "must not be empty".to_owned()));
+        }
+        if let Err(e) = AgentId::new(&self.marker) {
+            p.push(("marker", e.to_string()));
+        }
+        if self.hold.is_zero() {
+            p.push(("hold", "must be greater than 0".to_owned()));
+        }
+        if self.ping_interval < Duration::from_secs(20) {
+            p.push((
+                "ping_interval",
+                "must be at least 20s (the collector's keepalive floor)".to_owned(),
+            ));
+        }
+        p
+    }
+}
+
+/// Converts and sends spans to one Pinpoint collector.
+pub struct PinpointExporter {
+    assembler: Assembler,
+    client: Client,
+    /// Messages made but not yet accepted by the collector.
+    outbox: Vec<Output>,
+    last_batch: Option<u64>,
+    pending_gauge: Gauge,
+    agents_gauge: Gauge,
+    unresolved: Counter,
+    rejected: Counter,
+    segments: Counter,
+    chunks: Counter,
+    last_counts: assemble::Counts,
+}
+
+const MAX_OUTBOX: usize = 50_000;
+
+impl PinpointExporter {
+    /// Builds the exporter (the connection is made on first use).
+    ///
+    /// # Errors
+    /// A message when the config cannot make a client.
+    pub fn new(name: &str, cfg: &PinpointConfig, cache: Arc<MappingCache>) -> Result<Self, String> {
+        let marker = AgentId::new(&cfg.marker).map_err(|e| format!("marker: {e}"))?;
+        let assembler = Assembler::new(
+            assemble::Config {
+                hold: cfg.hold,
+                max_pending_spans: cfg.max_pending_spans,
+                late_window: cfg.late_window,
+                marker,
+                convert: convert::Options {
+                    attributes: cfg.attributes,
+                    max_attributes: cfg.max_attributes,
+                    max_value_len: cfg.max_value_len,
+                    http_method_annotation: cfg.http_method_annotation,
+                },
+            },
+            cache,
+        );
+        let client = Client::new(ClientConfig {
+            host: cfg.host.clone(),
+            agent_port: cfg.agent_port,
+            span_port: cfg.span_port,
+            protocol: cfg.protocol,
+            timeout: cfg.timeout,
+            ping_interval: cfg.ping_interval,
+            agent_info_interval: cfg.agent_info_interval,
+            agent_idle_timeout: cfg.agent_idle_timeout,
+        })?;
+        let l = || [("exporter", name.to_owned())];
+        Ok(Self {
+            assembler,
+            client,
+            outbox: Vec::new(),
+            last_batch: None,
+            pending_gauge: metrics::gauge!(m::PINPOINT_PENDING_SPANS, &l()),
+            agents_gauge: metrics::gauge!(m::PINPOINT_AGENTS, &l()),
+            unresolved: metrics::counter!(m::PINPOINT_UNRESOLVED_PARENTS, &l()),
+            rejected: metrics::counter!(m::PINPOINT_REJECTED_SPANS, &l()),
+            segments: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "span"),
+            chunks: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "chunk"),
+            last_counts: assemble::Counts::default(),
+        })
+    }
+
+    fn collect(&mut self, force: bool) {
+        let out = self.assembler.flush(Instant::now(), force);
+        self.outbox.extend(out);
+        if self.outbox.len() > MAX_OUTBOX {
+            let excess = self.outbox.len() - MAX_OUTBOX;
+            self.outbox.drain(..excess);
+            tracing::error!(
+                dropped = excess,
+                "pinpoint outbox full: oldest messages dropped"
+            );
+        }
+        let c = self.assembler.counts;
+        self.unresolved
+            .increment(c.unresolved_parents - self.last_counts.unresolved_parents);
+        self.segments.increment(c.spans - self.last_counts.spans);
+        self.chunks.increment(c.chunks - self.last_counts.chunks);
+        self.last_counts = c;
+        self.pending_gauge.set(self.assembler.pending() as f64);
+    }
+
+    async fn send_outbox(&mut self) -> Result<(), ExportError> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let report = self.client.send(&self.outbox).await?;
+        self.outbox.clear();
+        if report.rejected > 0 {
+            self.rejected.increment(report.rejected as u64);
+            tracing::warn!(
+                rejected = report.rejected,
+                "collector rejected spans (SendSpanBatch partial success)"
+            );
+        }
+        self.agents_gauge.set(self.client.agent_count() as f64);
+        Ok(())
+    }
+}
+
+impl Exporter for PinpointExporter {
+    async fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        // A retried batch was already taken in: only its messages are resent.
+        if self.last_batch != Some(batch.id()) {
+            let now = Instant::now();
+            for rs in batch.resource_spans() {
+                self.assembler.add(rs, now, None);
+            }
+            self.last_batch = Some(batch.id());
+        }
+        self.collect(false);
+        self.send_outbox().await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(100))
+    }
+
+    async fn tick(&mut self) -> Result<(), ExportError> {
+        self.collect(false);
+        let closed = self.client.expire_idle();
+        if closed > 0 {
+            tracing::info!(agents = closed, "idle virtual agents closed");
+        }
+        self.send_outbox().await
+    }
+
+    async fn shutdown(&mut self) {
+        self.collect(true);
+        if let Err(e) = self.send_outbox().await {
+            tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
+        }
+    }
+}

@@ -198,10 +198,9 @@ pub fn map_event(span: &Span, language: &str) -> Mapped {
             if let Some(p) = r.get(&[
                 "messaging.destination.partition.id",
                 "messaging.kafka.destination.partition",
-            ]) {
-                if let Ok(p) = p.parse() {
-                    m.annotations.push(anno_int(c::ANNO_KAFKA_PARTITION, p));
-                }
+            ]) && let Ok(p) = p.parse()
+            {
+                m.annotations.push(anno_int(c::ANNO_KAFKA_PARTITION, p));
             }
             if let Some(o) = r.get(&["messaging.kafka.message.offset", "messaging.kafka.offset"]) {
                 m.annotations.push(anno_str(c::ANNO_KAFKA_OFFSET, o));

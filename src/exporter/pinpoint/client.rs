@@ -1,0 +1,434 @@
+//! The transport to a Pinpoint collector: one gRPC channel per port, the agent headers
+//! on every call, AgentInfo and a ping session per virtual agent, string metadata for
+//! exception classes, and spans by `SendSpanBatch` (3.1+) or the `SendSpan` stream.
+//! Knows nothing of OTel: it sends what `convert` made.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::agent::AgentIdentity;
+use super::assemble::Output;
+use super::proto::agent_client::AgentClient;
+use super::proto::metadata_client::MetadataClient;
+use super::proto::span_client::SpanClient;
+use super::proto::{PAgentInfo, PPing, PSpanMessage, PSpanMessageBatch, PStringMetaData};
+use crate::exporter::ExportError;
+
+/// How spans are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanProtocol {
+    /// `SendSpanBatch`, falling back to the stream when the collector answers UNIMPLEMENTED.
+    #[default]
+    Auto,
+    /// `SendSpanBatch` only (collector 3.1+).
+    Batch,
+    /// The `SendSpan` client stream (every 2.x/3.x collector).
+    Stream,
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub host: String,
+    pub agent_port: u16,
+    pub span_port: u16,
+    pub protocol: SpanProtocol,
+    pub timeout: Duration,
+    pub ping_interval: Duration,
+    pub agent_info_interval: Duration,
+    pub agent_idle_timeout: Duration,
+}
+
+/// What one send did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    pub messages: usize,
+    /// Spans the collector reported rejected (`SendSpanBatch` partial success).
+    pub rejected: i64,
+}
+
+struct AgentState {
+    identity: Arc<AgentIdentity>,
+    start_time: i64,
+    headers: MetadataMap,
+    info_sent: Option<Instant>,
+    strings: HashSet<i32>,
+    last_seen: Instant,
+    ping: Option<JoinHandle<()>>,
+}
+
+impl Drop for AgentState {
+    fn drop(&mut self) {
+        if let Some(p) = self.ping.take() {
+            p.abort();
+        }
+    }
+}
+
+/// A connection to one collector.
+pub struct Client {
+    cfg: ClientConfig,
+    agent: AgentClient<Channel>,
+    metadata: MetadataClient<Channel>,
+    span: SpanClient<Channel>,
+    batch_supported: bool,
+    agents: HashMap<(String, String), AgentState>,
+}
+
+static SOCKET_IDS: AtomicI64 = AtomicI64::new(1);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Retry classification of a gRPC status: transient ones are retried.
+#[must_use]
+pub fn classify(status: &Status) -> ExportError {
+    let message = format!("collector: {}: {}", status.code(), status.message());
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Internal => ExportError::Retryable {
+            message,
+            after: None,
+        },
+        _ => ExportError::Permanent(message),
+    }
+}
+
+fn valid_header(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn agent_headers(a: &AgentIdentity, start_time: i64) -> MetadataMap {
+    let mut m = MetadataMap::new();
+    let mut put = |k: &'static str, v: &str| {
+        if let Ok(v) = MetadataValue::try_from(v) {
+            m.insert(k, v);
+        }
+    };
+    put("agentid", &a.agent_id);
+    put("applicationname", &a.application_name);
+    put("starttime", &start_time.to_string());
+    put("servicetype", &a.service_type.to_string());
+    if valid_header(&a.agent_name, 255) {
+        put("agentname", &a.agent_name);
+    }
+    put("protocol.version", "100");
+    m
+}
+
+fn request<T>(msg: T, headers: &MetadataMap, timeout: Duration) -> Request<T> {
+    let mut r = Request::new(msg);
+    *r.metadata_mut() = headers.clone();
+    r.set_timeout(timeout);
+    r
+}
+
+impl Client {
+    /// Creates lazily connecting channels (the first call connects, and reconnects
+    /// happen on the next call after a failure).
+    ///
+    /// # Errors
+    /// When the host and ports do not form a valid URI.
+    pub fn new(cfg: ClientConfig) -> Result<Self, String> {
+        let channel = |port: u16| -> Result<Channel, String> {
+            let ep = Endpoint::from_shared(format!("http://{}:{port}", cfg.host))
+                .map_err(|e| format!("collector address {}:{port}: {e}", cfg.host))?
+                .connect_timeout(cfg.timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(false);
+            Ok(ep.connect_lazy())
+        };
+        let agent_ch = channel(cfg.agent_port)?;
+        let span_ch = channel(cfg.span_port)?;
+        Ok(Self {
+            agent: AgentClient::new(agent_ch.clone()),
+            metadata: MetadataClient::new(agent_ch),
+            span: SpanClient::new(span_ch),
+            batch_supported: cfg.protocol != SpanProtocol::Stream,
+            cfg,
+            agents: HashMap::new(),
+        })
+    }
+
+    /// Sends `outputs`: registers new agents and exception classes first, then the span
+    /// messages of each agent with that agent's headers.
+    ///
+    /// # Errors
+    /// The first failure, classified for retry. Nothing is half-registered: an agent or
+    /// string is only remembered once the collector accepted it.
+    pub async fn send(&mut self, outputs: &[Output]) -> Result<SendReport, ExportError> {
+        let mut by_agent: HashMap<(String, String), Vec<&Output>> = HashMap::new();
+        for o in outputs {
+            by_agent
+                .entry((o.agent.application_name.clone(), o.agent.agent_id.clone()))
+                .or_default()
+                .push(o);
+        }
+        let mut report = SendReport::default();
+        for (key, outs) in by_agent {
+            self.ensure_agent(&key, &outs[0].agent).await?;
+            let Some(state) = self.agents.get_mut(&key) else {
+                continue;
+            };
+            let headers = state.headers.clone();
+            for (id, class) in outs.iter().flat_map(|o| &o.exceptions) {
+                if state.strings.contains(id) {
+                    continue;
+                }
+                let msg = PStringMetaData {
+                    string_id: *id,
+                    string_value: class.clone(),
+                };
+                self.metadata
+                    .request_string_meta_data(request(msg, &headers, self.cfg.timeout))
+                    .await
+                    .map_err(|s| classify(&s))?;
+                state.strings.insert(*id);
+            }
+            let messages: Vec<PSpanMessage> = outs.iter().map(|o| o.message.clone()).collect();
+            report.messages += messages.len();
+            report.rejected += self.send_spans(messages, &headers).await?;
+        }
+        Ok(report)
+    }
+
+    async fn send_spans(
+        &mut self,
+        messages: Vec<PSpanMessage>,
+        headers: &MetadataMap,
+    ) -> Result<i64, ExportError> {
+        if self.batch_supported {
+            let batch = PSpanMessageBatch {
+                span: messages.clone(),
+            };
+            match self
+                .span
+                .send_span_batch(request(batch, headers, self.cfg.timeout))
+                .await
+            {
+                Ok(r) => {
+                    return Ok(r
+                        .into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_spans));
+                }
+                Err(s)
+                    if s.code() == Code::Unimplemented
+                        && self.cfg.protocol == SpanProtocol::Auto =>
+                {
+                    tracing::info!(
+                        "collector has no SendSpanBatch (Pinpoint < 3.1); using the SendSpan stream"
+                    );
+                    self.batch_supported = false;
+                }
+                Err(s) => return Err(classify(&s)),
+            }
+        }
+        let stream = tokio_stream::iter(messages);
+        self.span
+            .send_span(request(stream, headers, self.cfg.timeout))
+            .await
+            .map_err(|s| classify(&s))?;
+        Ok(0)
+    }
+
+    async fn ensure_agent(
+        &mut self,
+        key: &(String, String),
+        identity: &Arc<AgentIdentity>,
+    ) -> Result<(), ExportError> {
+        let now = Instant::now();
+        let state = self.agents.entry(key.clone()).or_insert_with(|| {
+            let start_time = now_ms();
+            AgentState {
+                identity: Arc::clone(identity),
+                start_time,
+                headers: agent_headers(identity, start_time),
+                info_sent: None,
+                strings: HashSet::new(),
+                last_seen: now,
+                ping: None,
+            }
+        });
+        state.last_seen = now;
+        let due = state
+            .info_sent
+            .is_none_or(|t| now >= t + self.cfg.agent_info_interval);
+        if due {
+            let a = &state.identity;
+            let info = PAgentInfo {
+                hostname: a.hostname.clone(),
+                ip: a.ip.clone(),
+                ports: String::new(),
+                service_type: a.service_type,
+                pid: a.pid,
+                agent_version: a.agent_version.clone(),
+                vm_version: a.vm_version.clone(),
+                end_timestamp: 0,
+                end_status: 0,
+                server_meta_data: None,
+                jvm_info: None,
+                container: a.container,
+            };
+            let r = self
+                .agent
+                .request_agent_info(request(info, &state.headers, self.cfg.timeout))
+                .await
+                .map_err(|s| classify(&s))?;
+            if !r.get_ref().success {
+                tracing::warn!(agent = %a.agent_id, message = %r.get_ref().message, "collector did not accept AgentInfo");
+            }
+            state.info_sent = Some(now);
+            tracing::info!(application = %a.application_name, agent = %a.agent_id, start_time = state.start_time, "virtual agent registered");
+        }
+        if state.ping.as_ref().is_none_or(JoinHandle::is_finished) {
+            state.ping = Some(spawn_ping(
+                self.agent.clone(),
+                state.headers.clone(),
+                self.cfg.ping_interval,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Closes and forgets agents not seen for the idle timeout (their ping stream ends,
+    /// which the collector records as a disconnect).
+    pub fn expire_idle(&mut self) -> usize {
+        let now = Instant::now();
+        let idle = self.cfg.agent_idle_timeout;
+        let before = self.agents.len();
+        self.agents.retain(|_, s| now < s.last_seen + idle);
+        before - self.agents.len()
+    }
+
+    /// Virtual agents currently known.
+    #[must_use]
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
+    }
+}
+
+/// One ping session: a ping now and every `interval`, echoes read; reopened on failure.
+fn spawn_ping(
+    client: AgentClient<Channel>,
+    headers: MetadataMap,
+    interval: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = client;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (tx, rx) = mpsc::channel::<PPing>(2);
+            let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            *req.metadata_mut() = headers.clone();
+            let socket = SOCKET_IDS.fetch_add(1, Ordering::Relaxed);
+            if let Ok(v) = MetadataValue::try_from(socket.to_string()) {
+                req.metadata_mut().insert("socketid", v);
+            }
+            if tx.send(PPing {}).await.is_err() {
+                continue;
+            }
+            let mut inbound = match client.ping_session(req).await {
+                Ok(r) => r.into_inner(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "ping session failed; retrying at the next interval");
+                    continue;
+                }
+            };
+            loop {
+                match inbound.message().await {
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+                tick.tick().await;
+                if tx.send(PPing {}).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classification() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+            Code::Aborted,
+            Code::Internal,
+            Code::Unknown,
+        ] {
+            assert!(
+                matches!(
+                    classify(&Status::new(code, "x")),
+                    ExportError::Retryable { .. }
+                ),
+                "{code:?}"
+            );
+        }
+        for code in [
+            Code::InvalidArgument,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::Unimplemented,
+            Code::NotFound,
+        ] {
+            assert!(
+                matches!(classify(&Status::new(code, "x")), ExportError::Permanent(_)),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_follow_the_collector_rules() {
+        let a = AgentIdentity {
+            application_name: "shop".into(),
+            agent_id: "PxwqTot9TG6fEBEiM0RVZg".into(),
+            agent_name: "has space".into(),
+            service_type: 1700,
+            language: "python".into(),
+            hostname: String::new(),
+            ip: String::new(),
+            pid: 0,
+            agent_version: String::new(),
+            vm_version: String::new(),
+            container: false,
+        };
+        let h = agent_headers(&a, 1_700_000_000_000);
+        let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(get("agentid").as_deref(), Some("PxwqTot9TG6fEBEiM0RVZg"));
+        assert_eq!(get("applicationname").as_deref(), Some("shop"));
+        assert_eq!(get("starttime").as_deref(), Some("1700000000000"));
+        assert_eq!(get("servicetype").as_deref(), Some("1700"));
+        assert_eq!(get("agentname"), None, "an invalid agentname is left out");
+    }
+}
