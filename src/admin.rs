@@ -1,5 +1,5 @@
-//! The admin endpoint: `/healthz`, `/readyz`, `/metrics` (Prometheus) and the status
-//! page at `/`.
+//! The admin endpoint: `/healthz`, `/readyz`, `/metrics` (Prometheus), the status page
+//! at `/`, and `POST /v1/context/translate` (W3C/B3 ⇄ Pinpoint header translation).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -12,11 +12,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+use crate::ids::translate::{TranslateOptions, TranslateRequest, Translator};
+use crate::ids::{HeaderBuf, MappingCache, Translation};
 use crate::pipeline::ExporterStats;
+use crate::selfmetrics as m;
 
 /// What the admin endpoint shows.
 pub struct AdminState {
@@ -27,6 +30,8 @@ pub struct AdminState {
     /// `(receiver name, bound address)`.
     pub receivers: Vec<(&'static str, SocketAddr)>,
     pub exporters: Vec<Arc<ExporterStats>>,
+    /// The identity mapping cache, shared with the exporters.
+    pub ids: Arc<MappingCache>,
 }
 
 /// Builds the admin routes.
@@ -36,6 +41,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/context/translate", post(translate))
         .with_state(state)
 }
 
@@ -68,6 +74,43 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
         s.prometheus.render(),
     )
         .into_response()
+}
+
+/// Translates one set of request headers. Body: `{"headers": {"name": "value"}}`;
+/// answer: the translation as JSON, or 400 with `{"error": "..."}`.
+async fn translate(State(s): State<Arc<AdminState>>, body: axum::body::Bytes) -> Response {
+    let result = serde_json::from_slice::<TranslateRequest>(&body)
+        .map_err(|e| {
+            format!("invalid request body: {e} (expected {{\"headers\": {{\"name\": \"value\"}}}})")
+        })
+        .and_then(|req| {
+            let translator = Translator::new(&TranslateOptions::default())
+                .map_err(|e| e.to_string())?
+                .with_cache(Arc::clone(&s.ids));
+            let pairs = req.pairs();
+            let mut out = HeaderBuf::new();
+            let outcome = translator
+                .translate_into(
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    &mut out,
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(Translation::from_outcome(&outcome, &out))
+        });
+    match result {
+        Ok(t) => {
+            metrics::counter!(m::TRANSLATE_REQUESTS, "outcome" => "ok").increment(1);
+            axum::Json(t).into_response()
+        }
+        Err(error) => {
+            metrics::counter!(m::TRANSLATE_REQUESTS, "outcome" => "invalid").increment(1);
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({ "error": error })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn status_page(State(s): State<Arc<AdminState>>) -> Html<String> {

@@ -124,6 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         started: Instant::now(),
         receivers: bound,
         exporters: pipeline.stats(),
+        ids,
     });
     let (stop_admin, stop_admin_rx) = watch::channel(false);
     let stop = signal(&stop_admin_rx);

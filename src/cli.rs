@@ -1,4 +1,4 @@
-//! The command line: `run`, `check-config`.
+//! The command line: `run`, `check-config`, `translate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +32,34 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Translate trace-context headers between W3C/B3 and Pinpoint, either way.
+    ///
+    /// Headers come as arguments (`'traceparent: 00-…'`) or, without any, from standard
+    /// input, one `Name: value` per line. Prints the translated headers, or with `--json`
+    /// the whole translation (direction, decoded ids, warnings).
+    Translate {
+        /// `Name: value` headers; read from standard input when none are given.
+        headers: Vec<String>,
+        /// Print the translation as JSON.
+        #[arg(long)]
+        json: bool,
+        /// agentId of bridge-born transaction ids.
+        #[arg(long, default_value = "otel")]
+        marker: String,
+        /// Parent application to write as Pinpoint-pAppName when the input has none.
+        #[arg(long)]
+        app_name: Option<String>,
+        /// Service type code to write as Pinpoint-pAppType with --app-name.
+        #[arg(long)]
+        app_type: Option<i32>,
+        /// host:port to write as Pinpoint-Host.
+        #[arg(long)]
+        target_host: Option<String>,
+    },
 }
+
+/// Exit code for input that cannot be translated (EX_DATAERR).
+pub const EXIT_BAD_INPUT: u8 = 65;
 
 /// Runs the parsed command line.
 #[must_use]
@@ -40,6 +67,23 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Translate {
+            headers,
+            json,
+            marker,
+            app_name,
+            app_type,
+            target_host,
+        } => {
+            let opts = crate::ids::TranslateOptions {
+                marker,
+                app_name,
+                app_type,
+                caller_span_id: None,
+                target_host,
+            };
+            translate(&headers, json, &opts)
+        }
     }
 }
 
@@ -49,6 +93,46 @@ fn load(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
         eprint!("invalid config {e}");
         ExitCode::from(EXIT_BAD_CONFIG)
     })
+}
+
+fn translate(args: &[String], json: bool, opts: &crate::ids::TranslateOptions) -> ExitCode {
+    let text = if args.is_empty() {
+        let mut s = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            eprintln!("cannot read standard input: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        s
+    } else {
+        args.join("\n")
+    };
+    let result = crate::ids::parse_header_lines(&text)
+        .and_then(|pairs| crate::ids::translate_headers(&pairs, opts));
+    match result {
+        Ok(t) if json => match serde_json::to_string_pretty(&t) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot print the translation: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(t) => {
+            for w in &t.warnings {
+                eprintln!("warning: {w}");
+            }
+            for (name, value) in &t.headers {
+                println!("{name}: {value}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot translate: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
 }
 
 fn check_config(path: &PathBuf) -> ExitCode {

@@ -54,6 +54,9 @@ pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total"
 /// Messages built, per `exporter` and `kind` (`span`, `chunk`).
 pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 
+/// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
+pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
+
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -119,6 +122,7 @@ fn describe() {
     );
     describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
     describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
+    describe_counter!(TRANSLATE_REQUESTS, "Header translations served over HTTP.");
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");

@@ -203,3 +203,71 @@ async fn embedded_default_runs_and_prints_spans() {
         "stdout: {stdout}"
     );
 }
+
+#[test]
+fn translate_cli_both_ways_and_errors() {
+    let out = Command::new(BIN)
+        .args([
+            "translate",
+            "--json",
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        t["ids"]["transaction_id"], "otel^790211418057950173^-8914616934935285348",
+        "{t}"
+    );
+    let headers = t["headers"].to_string();
+    assert!(headers.contains("Pinpoint-TraceID"), "{headers}");
+
+    // Pinpoint → W3C from standard input.
+    let mut child = Command::new(BIN)
+        .arg("translate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        b"Pinpoint-TraceID: agentA^1700000000000^42\nPinpoint-SpanID: 12345\nPinpoint-pSpanID: 777\nPinpoint-pAppName: shop\nPinpoint-pAppType: 1010\n",
+    )
+    .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("traceparent: 00-d753c5cba22eb84c93f5d8478fd545f2-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pp=") && text.contains("app:shop") && text.contains("ppb="),
+        "{text}"
+    );
+
+    let out = Command::new(BIN)
+        .args([
+            "translate",
+            "traceparent: 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected lower-case hex"));
+    let out = Command::new(BIN)
+        .args(["translate", "no colon here"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(65));
+}

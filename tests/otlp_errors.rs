@@ -401,3 +401,51 @@ async fn admin_endpoints() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translate_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = common::start(&common::file_config(&dir.path().join("s.jsonl"), "")).await;
+    let url = format!("http://{}/v1/context/translate", gw.admin_addr);
+    let post = |body: String| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            let code = r.status().as_u16();
+            (
+                code,
+                serde_json::from_str::<Value>(&r.text().await.expect("text")).expect("json"),
+            )
+        }
+    };
+    let (code, t) = post(r#"{"headers": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}}"#.into()).await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["direction"], "w3c_to_pinpoint", "{t}");
+    assert!(
+        t["headers"]
+            .to_string()
+            .contains("\"Pinpoint-Sampled\",\"s0\""),
+        "unsampled flows through: {t}"
+    );
+    let (code, e) = post(r#"{"headers": {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"}}"#.into()).await;
+    assert_eq!(code, 400);
+    assert!(
+        e["error"].as_str().is_some_and(|m| m.contains("all zero")),
+        "{e}"
+    );
+    let (code, e) = post("{\"nope\": 1}".into()).await;
+    assert_eq!(code, 400);
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid request body")),
+        "{e}"
+    );
+    gw.shutdown().await;
+}
