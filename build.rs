@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(&files, [dir])?;
     tonic_prost_build::configure()
+        // JSON views of what would be sent (the file exporter's pinpoint_json format).
+        .type_attribute(".", "#[derive(serde::Serialize)]")
+        .type_attribute(".", "#[serde(rename_all = \"camelCase\")]")
         .build_server(false)
         .build_client(true)
         .compile_fds(fds)?;

@@ -103,7 +103,9 @@ pub async fn start(
     };
     Ok(match &cfg.kind {
         ExporterKind::File(f) => {
-            let e = file::FileExporter::open(f).await.map_err(fail)?;
+            let e = file::FileExporter::open(f, Arc::clone(&shared.ids))
+                .await
+                .map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Pinpoint(p) => {

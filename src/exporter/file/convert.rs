@@ -1,6 +1,10 @@
 //! Pure conversion of a batch into the file exporter's line formats. No I/O.
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use serde_json::json;
+
+use crate::exporter::pinpoint::assemble::Output;
+use crate::exporter::pinpoint::proto::p_span_message::Field;
 
 /// Appends one OTLP/JSON `TracesData` object holding `resource_spans`, and a newline,
 /// to `out`. The JSON follows the OTLP/JSON encoding: hex ids, lowerCamelCase keys,
@@ -20,6 +24,28 @@ pub fn otlp_json_line<'a>(
         serde_json::to_writer(&mut *out, rs)?;
     }
     out.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
+/// Appends one line `{"pinpoint": {"agent": {...}, "span" | "spanChunk": {...}}}` for a
+/// message the Pinpoint exporter would send, with the agent headers it would use.
+///
+/// # Errors
+/// Only if serialization fails.
+pub fn pinpoint_json_line(o: &Output, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let agent = json!({
+        "applicationName": o.agent.application_name,
+        "agentId": o.agent.agent_id,
+        "serviceType": o.agent.service_type,
+        "hostname": o.agent.hostname,
+    });
+    let line = match &o.message.field {
+        Some(Field::Span(s)) => json!({"pinpoint": {"agent": agent, "span": s}}),
+        Some(Field::SpanChunk(c)) => json!({"pinpoint": {"agent": agent, "spanChunk": c}}),
+        None => return Ok(()),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.push(b'\n');
     Ok(())
 }
 

@@ -4,10 +4,15 @@
 
 pub mod convert;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::pinpoint::assemble::{self, Assembler};
 use super::{ExportError, Exporter};
+use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
 
 /// `exporters.<name>:` keys of `type: file`.
@@ -28,6 +33,9 @@ pub enum FileFormat {
     /// One OTLP/JSON `TracesData` object per batch.
     #[default]
     OtlpJson,
+    /// One line per Pinpoint span or span chunk the Pinpoint exporter would send,
+    /// assembled the same way (default Pinpoint settings: marker `otel`, 3 s hold).
+    PinpointJson,
 }
 
 /// Writes batches as JSON lines.
@@ -35,6 +43,8 @@ pub struct FileExporter {
     out: Box<dyn AsyncWrite + Send + Unpin>,
     format: FileFormat,
     buf: Vec<u8>,
+    /// For `pinpoint_json`: segments are assembled before they are written.
+    assembler: Option<Assembler>,
 }
 
 impl FileExporter {
@@ -42,7 +52,7 @@ impl FileExporter {
     ///
     /// # Errors
     /// A message naming the path when it cannot be opened.
-    pub async fn open(cfg: &FileConfig) -> Result<Self, String> {
+    pub async fn open(cfg: &FileConfig, ids: Arc<MappingCache>) -> Result<Self, String> {
         let out: Box<dyn AsyncWrite + Send + Unpin> = if cfg.path == "-" {
             Box::new(tokio::io::stdout())
         } else {
@@ -60,20 +70,43 @@ impl FileExporter {
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             Box::new(f)
         };
+        let assembler = if cfg.format == FileFormat::PinpointJson {
+            let marker = AgentId::new("otel").map_err(|e| e.to_string())?;
+            let config = assemble::Config {
+                hold: Duration::from_secs(3),
+                max_pending_spans: 100_000,
+                late_window: Duration::from_secs(300),
+                marker,
+                convert: super::pinpoint::convert::Options::default(),
+            };
+            Some(Assembler::new(config, ids))
+        } else {
+            None
+        };
         Ok(Self {
             out,
             format: cfg.format,
             buf: Vec::with_capacity(64 * 1024),
+            assembler,
         })
     }
-}
 
-impl Exporter for FileExporter {
-    async fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+    /// Writes what the assembler has ready (`pinpoint_json` only).
+    async fn write_ready(&mut self, force: bool) -> Result<(), ExportError> {
+        let Some(a) = self.assembler.as_mut() else {
+            return Ok(());
+        };
         self.buf.clear();
-        match self.format {
-            FileFormat::OtlpJson => convert::otlp_json_line(batch.resource_spans(), &mut self.buf)
-                .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?,
+        for o in a.flush(Instant::now(), force) {
+            convert::pinpoint_json_line(&o, &mut self.buf)
+                .map_err(|e| ExportError::Permanent(format!("cannot encode message: {e}")))?;
+        }
+        self.write_buf().await
+    }
+
+    async fn write_buf(&mut self) -> Result<(), ExportError> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
         let io = |e: std::io::Error| ExportError::Retryable {
             message: format!("write failed: {e}"),
@@ -82,8 +115,41 @@ impl Exporter for FileExporter {
         self.out.write_all(&self.buf).await.map_err(io)?;
         self.out.flush().await.map_err(io)
     }
+}
+
+impl Exporter for FileExporter {
+    async fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        self.buf.clear();
+        match self.format {
+            FileFormat::OtlpJson => {
+                convert::otlp_json_line(batch.resource_spans(), &mut self.buf)
+                    .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?;
+                self.write_buf().await
+            }
+            FileFormat::PinpointJson => {
+                if let Some(a) = self.assembler.as_mut() {
+                    let now = Instant::now();
+                    for rs in batch.resource_spans() {
+                        a.add(rs, now, None);
+                    }
+                }
+                self.write_ready(false).await
+            }
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.assembler.as_ref().map(|_| Duration::from_millis(200))
+    }
+
+    async fn tick(&mut self) -> Result<(), ExportError> {
+        self.write_ready(false).await
+    }
 
     async fn shutdown(&mut self) {
+        if let Err(e) = self.write_ready(true).await {
+            tracing::warn!(error = %e, "file exporter: final write failed");
+        }
         if let Err(e) = self.out.flush().await {
             tracing::warn!(error = %e, "file exporter: final flush failed");
         }
