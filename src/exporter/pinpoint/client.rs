@@ -35,10 +35,26 @@ pub enum SpanProtocol {
     Stream,
 }
 
+/// TLS to the collector (`tls:` under a pinpoint exporter).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Use TLS. Default false (Pinpoint collectors listen in plain text by default).
+    #[serde(default)]
+    pub enabled: bool,
+    /// PEM file of the CA to trust instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Server name to verify, when it differs from `host`.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
 /// Transport settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub host: String,
+    pub tls: TlsConfig,
     pub agent_port: u16,
     pub span_port: u16,
     pub protocol: SpanProtocol,
@@ -150,13 +166,18 @@ impl Client {
     /// # Errors
     /// When the host and ports do not form a valid URI.
     pub fn new(cfg: ClientConfig) -> Result<Self, String> {
+        let tls = tls_config(&cfg)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let channel = |port: u16| -> Result<Channel, String> {
-            let ep = Endpoint::from_shared(format!("http://{}:{port}", cfg.host))
+            let mut ep = Endpoint::from_shared(format!("{scheme}://{}:{port}", cfg.host))
                 .map_err(|e| format!("collector address {}:{port}: {e}", cfg.host))?
                 .connect_timeout(cfg.timeout)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(false);
+            if let Some(t) = &tls {
+                ep = ep.tls_config(t.clone()).map_err(|e| format!("tls: {e}"))?;
+            }
             Ok(ep.connect_lazy())
         };
         let agent_ch = channel(cfg.agent_port)?;
@@ -329,6 +350,23 @@ impl Client {
     }
 }
 
+/// The TLS settings, reading the CA file at start-up.
+fn tls_config(cfg: &ClientConfig) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+    if !cfg.tls.enabled {
+        return Ok(None);
+    }
+    let mut t = tonic::transport::ClientTlsConfig::new()
+        .domain_name(cfg.tls.domain.clone().unwrap_or_else(|| cfg.host.clone()));
+    t = match &cfg.tls.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("tls.ca_file {path}: {e}"))?;
+            t.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        }
+        None => t.with_native_roots(),
+    };
+    Ok(Some(t))
+}
+
 /// One ping session: a ping now and every `interval`, echoes read; reopened on failure.
 fn spawn_ping(
     client: AgentClient<Channel>,
@@ -406,6 +444,40 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    fn config(tls: TlsConfig) -> ClientConfig {
+        ClientConfig {
+            host: "collector.example".into(),
+            tls,
+            agent_port: 9991,
+            span_port: 9993,
+            protocol: SpanProtocol::Auto,
+            timeout: Duration::from_secs(1),
+            ping_interval: Duration::from_secs(60),
+            agent_info_interval: Duration::from_secs(3600),
+            agent_idle_timeout: Duration::from_secs(600),
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_options() {
+        assert!(Client::new(config(TlsConfig::default())).is_ok());
+        let with_roots = TlsConfig {
+            enabled: true,
+            ca_file: None,
+            domain: Some("pinpoint".into()),
+        };
+        assert!(Client::new(config(with_roots)).is_ok());
+        let missing = TlsConfig {
+            enabled: true,
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            domain: None,
+        };
+        let err = Client::new(config(missing))
+            .err()
+            .expect("missing CA file is an error");
+        assert!(err.contains("tls.ca_file /nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

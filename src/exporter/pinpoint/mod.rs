@@ -40,6 +40,9 @@ pub struct PinpointConfig {
     /// Span port. Default 9993.
     #[serde(default = "d_span_port")]
     pub span_port: u16,
+    /// TLS to the collector. Default off.
+    #[serde(default)]
+    pub tls: client::TlsConfig,
     /// `auto` (default), `batch` (3.1+) or `stream`.
     #[serde(default)]
     pub protocol: SpanProtocol,
@@ -184,6 +187,7 @@ impl PinpointExporter {
         );
         let client = Client::new(ClientConfig {
             host: cfg.host.clone(),
+            tls: cfg.tls.clone(),
             agent_port: cfg.agent_port,
             span_port: cfg.span_port,
             protocol: cfg.protocol,
