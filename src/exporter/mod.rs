@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod null;
+pub mod zipkin;
 
 use std::future::Future;
 use std::time::Duration;
@@ -59,6 +60,7 @@ impl ExporterKind {
         match self {
             Self::File(_) => "file",
             Self::Null => "null",
+            Self::Zipkin(_) => "zipkin",
         }
     }
 }
@@ -66,7 +68,8 @@ impl ExporterKind {
 /// Builds the exporter `cfg` describes and starts its worker on `queue`.
 ///
 /// # Errors
-/// [`BuildError`] when the exporter cannot start (e.g. its file cannot be opened).
+/// [`BuildError`] when the exporter cannot start (e.g. its file cannot be opened, or no
+/// CA certificate is found for an https endpoint).
 pub async fn start(
     cfg: &ExporterConfig,
     queue: QueueReceiver,
@@ -78,7 +81,11 @@ pub async fn start(
     };
     Ok(match &cfg.kind {
         ExporterKind::File(f) => {
-            let e = file::FileExporter::open(f).await.map_err(fail)?;
+            let e = file::FileExporter::open(&cfg.name, f).await.map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Zipkin(z) => {
+            let e = zipkin::ZipkinExporter::new(&cfg.name, z).map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),

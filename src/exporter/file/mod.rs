@@ -1,13 +1,13 @@
 //! The `file` exporter: writes each batch as one JSON line, to a file (appending) or
-//! to standard output (`path: "-"`). The embedded default config uses it so that a
-//! newcomer sees spans pass through without any backend.
+//! to standard output (`path: "-"`): OTLP/JSON, or the Zipkin v2 model. The embedded
+//! default config uses it so that a newcomer sees spans pass through without any backend.
 
 pub mod convert;
 
 use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{ExportError, Exporter};
+use super::{ExportError, Exporter, zipkin};
 use crate::pipeline::Batch;
 
 /// `exporters.<name>:` keys of `type: file`.
@@ -28,21 +28,25 @@ pub enum FileFormat {
     /// One OTLP/JSON `TracesData` object per batch.
     #[default]
     OtlpJson,
+    /// One JSON array of Zipkin v2 spans per batch (what the `zipkin` exporter sends).
+    ZipkinJson,
 }
 
 /// Writes batches as JSON lines.
 pub struct FileExporter {
+    name: String,
     out: Box<dyn AsyncWrite + Send + Unpin>,
     format: FileFormat,
     buf: Vec<u8>,
 }
 
 impl FileExporter {
-    /// Opens (creating, appending) the configured file, or standard output.
+    /// Opens (creating, appending) the configured file, or standard output, for the
+    /// exporter called `name`.
     ///
     /// # Errors
     /// A message naming the path when it cannot be opened.
-    pub async fn open(cfg: &FileConfig) -> Result<Self, String> {
+    pub async fn open(name: &str, cfg: &FileConfig) -> Result<Self, String> {
         let out: Box<dyn AsyncWrite + Send + Unpin> = if cfg.path == "-" {
             Box::new(tokio::io::stdout())
         } else {
@@ -61,6 +65,7 @@ impl FileExporter {
             Box::new(f)
         };
         Ok(Self {
+            name: name.to_owned(),
             out,
             format: cfg.format,
             buf: Vec::with_capacity(64 * 1024),
@@ -74,6 +79,13 @@ impl Exporter for FileExporter {
         match self.format {
             FileFormat::OtlpJson => convert::otlp_json_line(batch.resource_spans(), &mut self.buf)
                 .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?,
+            FileFormat::ZipkinJson => {
+                let converted = zipkin::convert::convert(batch.resource_spans());
+                zipkin::count_rejected(&self.name, &converted.rejected);
+                serde_json::to_writer(&mut self.buf, &converted.spans)
+                    .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?;
+                self.buf.push(b'\n');
+            }
         }
         let io = |e: std::io::Error| ExportError::Retryable {
             message: format!("write failed: {e}"),
