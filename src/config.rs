@@ -944,7 +944,12 @@ colour: blue
         use crate::exporter::zipkin::{Compression, Encoding};
         assert_eq!(
             (z.encoding, z.compression, z.timeout, z.headers.len()),
-            (Encoding::Json, Compression::Gzip, Duration::from_secs(10), 0)
+            (
+                Encoding::Json,
+                Compression::Gzip,
+                Duration::from_secs(10),
+                0
+            )
         );
         assert_eq!(c.exporters[0].kind.type_name(), "zipkin");
 
