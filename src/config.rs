@@ -81,6 +81,7 @@ pub enum ExporterKind {
     File(crate::exporter::file::FileConfig),
     Pinpoint(Box<crate::exporter::pinpoint::PinpointConfig>),
     Null,
+    Zipkin(crate::exporter::zipkin::ZipkinConfig),
 }
 
 /// The keys every exporter has besides its `type`.
@@ -93,7 +94,7 @@ struct CommonExporterKeys {
 }
 
 const COMMON_EXPORTER_KEYS: &[&str] = &["type", "queue", "batch", "retry"];
-const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "null (or nop)"];
+const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "null (or nop)"];
 
 /// `exporters.<name>.queue:`: the bounded queue in front of one exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -505,6 +506,7 @@ fn exporter(
         "pinpoint" => {
             section(Value::Object(own), path, errors).map(|c| ExporterKind::Pinpoint(Box::new(c)))
         }
+        "zipkin" => section(Value::Object(own), path, errors).map(ExporterKind::Zipkin),
         "null" | "nop" => {
             if let Some(k) = own.keys().next() {
                 errors.push(err(
@@ -535,6 +537,11 @@ fn exporter(
             &join(path, "path"),
             "must not be empty (use \"-\" for stdout)",
         ));
+    }
+    if let ExporterKind::Zipkin(z) = &kind {
+        for (key, message) in z.problems() {
+            errors.push(err(&join(path, key), message));
+        }
     }
     (errors.len() == before).then(|| ExporterConfig {
         name: name.to_owned(),
@@ -816,10 +823,9 @@ mod tests {
         for entry in std::fs::read_dir(&dir).expect("config dir") {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                // Example configs may reference variables; give them a stand-in environment.
-                let r = parse(&std::fs::read_to_string(&path).expect("read"), &|_| {
-                    Some("x".into())
-                });
+                // Example configs give every variable they use a default, so that they
+                // load as shipped: read them with no variable set.
+                let r = parse(&std::fs::read_to_string(&path).expect("read"), &no_env);
                 assert!(r.is_ok(), "{}: {:?}", path.display(), r.err());
                 seen += 1;
             }
@@ -943,6 +949,56 @@ colour: blue
         assert_eq!(parse_bytes("1000"), Ok(1000));
         assert_eq!(parse_bytes("4MB"), Ok(4_000_000));
         assert!(parse_bytes("4XB").is_err());
+    }
+
+    #[test]
+    fn zipkin_exporter_defaults_and_errors() {
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  z:\n    type: zipkin\n    endpoint: http://127.0.0.1:9411/api/v2/spans\n";
+        let c = parse(text, &no_env).expect("valid");
+        let ExporterKind::Zipkin(z) = &c.exporters[0].kind else {
+            panic!("zipkin")
+        };
+        use crate::exporter::zipkin::{Compression, Encoding};
+        assert_eq!(
+            (z.encoding, z.compression, z.timeout, z.headers.len()),
+            (
+                Encoding::Json,
+                Compression::Gzip,
+                Duration::from_secs(10),
+                0
+            )
+        );
+        assert_eq!(c.exporters[0].kind.type_name(), "zipkin");
+
+        let text = r#"
+receivers: { otlp: { grpc: { endpoint: 127.0.0.1:0 } } }
+exporters:
+  a: { type: zipkin, endpoint: "127.0.0.1:9411", timeout: 0s, headers: { "bad name": x } }
+  b: { type: zipkin, endpoint: "https://zipkin.example/api/v2/spans", encoding: thrift }
+  c: { type: zipkin, endpoint: "http://z:9411/api/v2/spans", compression: none, encoding: proto, gzip: true }
+  d: { type: zipkin }
+"#;
+        let errs = parse(text, &no_env).expect_err("invalid");
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "exporters.a.endpoint",
+            "exporters.a.headers",
+            "exporters.a.timeout",
+            "exporters.b",
+            "exporters.c",
+            "exporters.d",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {errs:?}");
+        }
+        let text = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("not an http:// or https:// URL"), "{text}");
+        assert!(text.contains("unknown variant `thrift`"), "{text}");
+        assert!(text.contains("unknown field `gzip`"), "{text}");
+        assert!(text.contains("missing field `endpoint`"), "{text}");
     }
 
     #[test]

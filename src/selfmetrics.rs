@@ -33,6 +33,13 @@ pub const EXPORTER_SPANS_DROPPED: &str = "bridge_exporter_spans_dropped_total";
 pub const EXPORTER_SEND_DURATION: &str = "bridge_exporter_send_duration_seconds";
 /// Export attempts that will be retried, per `exporter`.
 pub const EXPORTER_RETRIES: &str = "bridge_exporter_retries_total";
+/// Spans an exporter left out of a batch because they cannot be mapped to its backend's
+/// model, per `exporter` and `reason` (`bad_trace_id`, `bad_span_id`, `bad_parent_id`,
+/// `end_before_start`). The rest of the batch is still sent.
+pub const EXPORTER_SPANS_REJECTED: &str = "bridge_exporter_spans_rejected_total";
+/// HTTP requests of HTTP exporters (Zipkin), per `exporter` and `outcome`: the status
+/// class (`2xx`, `4xx`, `5xx`, ...) or `timeout`, `connect_error`, `io_error`.
+pub const EXPORTER_HTTP_REQUESTS: &str = "bridge_exporter_http_requests_total";
 
 /// Identity mapping cache lookups that found an entry, per `map`.
 pub const ID_CACHE_HITS: &str = "bridge_id_cache_hits_total";
@@ -123,6 +130,14 @@ fn describe() {
     describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
     describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
     describe_counter!(TRANSLATE_REQUESTS, "Header translations served over HTTP.");
+    describe_counter!(
+        EXPORTER_SPANS_REJECTED,
+        "Spans an exporter could not map to its backend's model."
+    );
+    describe_counter!(
+        EXPORTER_HTTP_REQUESTS,
+        "HTTP requests of HTTP exporters, by status class or error."
+    );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");

@@ -6,6 +6,7 @@
 pub mod file;
 pub mod null;
 pub mod pinpoint;
+pub mod zipkin;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,6 +84,7 @@ impl ExporterKind {
             Self::File(_) => "file",
             Self::Pinpoint(_) => "pinpoint",
             Self::Null => "null",
+            Self::Zipkin(_) => "zipkin",
         }
     }
 }
@@ -90,7 +92,8 @@ impl ExporterKind {
 /// Builds the exporter `cfg` describes and starts its worker on `queue`.
 ///
 /// # Errors
-/// [`BuildError`] when the exporter cannot start (e.g. its file cannot be opened).
+/// [`BuildError`] when the exporter cannot start (e.g. its file cannot be opened, or no
+/// CA certificate is found for an https endpoint).
 pub async fn start(
     cfg: &ExporterConfig,
     shared: &Shared,
@@ -103,7 +106,7 @@ pub async fn start(
     };
     Ok(match &cfg.kind {
         ExporterKind::File(f) => {
-            let e = file::FileExporter::open(f, Arc::clone(&shared.ids))
+            let e = file::FileExporter::open(&cfg.name, f, Arc::clone(&shared.ids))
                 .await
                 .map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
@@ -111,6 +114,10 @@ pub async fn start(
         ExporterKind::Pinpoint(p) => {
             let e = pinpoint::PinpointExporter::new(&cfg.name, p, Arc::clone(&shared.ids))
                 .map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Zipkin(z) => {
+            let e = zipkin::ZipkinExporter::new(&cfg.name, z).map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),

@@ -26,6 +26,7 @@ pub mod headers;
 mod hex;
 pub mod mapping;
 pub mod model;
+pub mod otlp;
 pub mod pinpoint;
 pub mod samples;
 pub mod store;

@@ -2,6 +2,8 @@
 //! `127.0.0.1:0`, running the real OpenTelemetry Python SDK, reading the file exporter.
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::pinpoint::assemble::{self, Assembler};
-use super::{ExportError, Exporter};
+use super::{ExportError, Exporter, zipkin};
 use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
 
@@ -36,10 +36,14 @@ pub enum FileFormat {
     /// One line per Pinpoint span or span chunk the Pinpoint exporter would send,
     /// assembled the same way (default Pinpoint settings: marker `otel`, 3 s hold).
     PinpointJson,
+    /// One JSON array of Zipkin v2 spans per batch (what the `zipkin` exporter sends).
+    ZipkinJson,
 }
 
 /// Writes batches as JSON lines.
 pub struct FileExporter {
+    /// The exporter's name (labels its rejected-span counts).
+    name: String,
     out: Box<dyn AsyncWrite + Send + Unpin>,
     format: FileFormat,
     buf: Vec<u8>,
@@ -52,7 +56,11 @@ impl FileExporter {
     ///
     /// # Errors
     /// A message naming the path when it cannot be opened.
-    pub async fn open(cfg: &FileConfig, ids: Arc<MappingCache>) -> Result<Self, String> {
+    pub async fn open(
+        name: &str,
+        cfg: &FileConfig,
+        ids: Arc<MappingCache>,
+    ) -> Result<Self, String> {
         let out: Box<dyn AsyncWrite + Send + Unpin> = if cfg.path == "-" {
             Box::new(tokio::io::stdout())
         } else {
@@ -84,6 +92,7 @@ impl FileExporter {
             None
         };
         Ok(Self {
+            name: name.to_owned(),
             out,
             format: cfg.format,
             buf: Vec::with_capacity(64 * 1024),
@@ -124,6 +133,14 @@ impl Exporter for FileExporter {
             FileFormat::OtlpJson => {
                 convert::otlp_json_line(batch.resource_spans(), &mut self.buf)
                     .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?;
+                self.write_buf().await
+            }
+            FileFormat::ZipkinJson => {
+                let converted = zipkin::convert::convert(batch.resource_spans());
+                zipkin::count_rejected(&self.name, &converted.rejected);
+                serde_json::to_writer(&mut self.buf, &converted.spans)
+                    .map_err(|e| ExportError::Permanent(format!("cannot encode batch: {e}")))?;
+                self.buf.push(b'\n');
                 self.write_buf().await
             }
             FileFormat::PinpointJson => {

@@ -12,18 +12,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use super::agent::{self, AgentIdentity};
 use super::convert::{self, EventIn, ExceptionClass, Options, ParentLink};
 use super::proto::{PSpanMessage, p_span_message};
-use crate::ids::entries::{BridgeEntry, PpEntry};
-use crate::ids::tracestate::TraceStateRef;
-use crate::ids::{AgentId, CallerSegment, MappingCache, SpanId, TraceId, TransactionId, mapping};
-
-const HAS_IS_REMOTE: u32 = 0x100;
-const IS_REMOTE: u32 = 0x200;
+use crate::ids::{
+    AgentId, CallerSegment, MappingCache, SpanId, TraceId, TransactionId, mapping, otlp,
+};
 
 /// Assembly settings.
 #[derive(Debug, Clone)]
@@ -98,16 +94,7 @@ fn span_id(bytes: &[u8]) -> Option<SpanId> {
 
 /// True when the span's parent is in another process (so the span starts a segment).
 fn has_remote_parent(s: &Span) -> bool {
-    if s.parent_span_id.is_empty() {
-        return false;
-    }
-    if s.flags & HAS_IS_REMOTE != 0 {
-        return s.flags & IS_REMOTE != 0;
-    }
-    matches!(
-        SpanKind::try_from(s.kind),
-        Ok(SpanKind::Server | SpanKind::Consumer)
-    )
+    otlp::remote_parent(s).is_some()
 }
 
 impl Assembler {
@@ -209,7 +196,9 @@ impl Assembler {
 
     fn txid(&self, t: TraceId, spans: &[Pending]) -> TransactionId {
         for p in spans {
-            if let Some(tx) = bridge_entry(&p.span).and_then(|b| b.txid_for(t, self.cfg.marker)) {
+            if let Some(tx) =
+                otlp::bridge_entry(&p.span).and_then(|b| b.txid_for(t, self.cfg.marker))
+            {
                 self.cache.insert_txid(t, tx);
                 return tx;
             }
@@ -314,9 +303,9 @@ impl Assembler {
         let Some(parent) = span_id(&span.parent_span_id) else {
             return Some(ParentLink::root());
         };
-        let pp = pp_entry(span);
+        let pp = otlp::pp_application(span);
         if has_remote_parent(span) {
-            if let Some(ps) = bridge_entry(span).and_then(|b| b.parent_span_for(parent)) {
+            if let Some(ps) = otlp::bridge_entry(span).and_then(|b| b.parent_span_for(parent)) {
                 return Some(ParentLink {
                     parent_span_id: ps,
                     application: pp,
@@ -507,17 +496,6 @@ fn descend(
     }
 }
 
-fn bridge_entry(span: &Span) -> Option<BridgeEntry> {
-    let ts = TraceStateRef::parse(&span.trace_state).ok()?;
-    BridgeEntry::parse(ts.get(crate::ids::headers::TRACESTATE_PPB)?).ok()
-}
-
-fn pp_entry(span: &Span) -> Option<(String, i32)> {
-    let ts = TraceStateRef::parse(&span.trace_state).ok()?;
-    let pp = PpEntry::parse(ts.get(crate::ids::headers::TRACESTATE_PP)?).ok()?;
-    Some((pp.application_name.to_owned(), pp.service_type))
-}
-
 /// The identity of a resource's agent (exposed for the exporter's AgentInfo).
 #[must_use]
 pub fn identity_of(resource: Option<&Resource>) -> AgentIdentity {
@@ -529,6 +507,7 @@ mod tests {
     use super::*;
     use crate::ids::CacheConfig;
     use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
     fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
         let cache = Arc::new(MappingCache::new(&CacheConfig::default()).expect("cache"));
