@@ -543,6 +543,11 @@ fn exporter(
             errors.push(err(&join(path, key), message));
         }
     }
+    if let ExporterKind::Pinpoint(p) = &kind {
+        for (key, message) in p.problems() {
+            errors.push(err(&join(path, key), message));
+        }
+    }
     (errors.len() == before).then(|| ExporterConfig {
         name: name.to_owned(),
         queue: common.queue,
@@ -899,6 +904,16 @@ colour: blue
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"receivers.otlp.grpc.endpoint"), "{errs:?}");
         assert!(paths.contains(&"exporters.c.batch.max_spans"), "{errs:?}");
+    }
+
+    #[test]
+    fn pinpoint_exporter_values_are_validated() {
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  pp:\n    type: pinpoint\n    host: ''\n    marker: 'bad marker!'\n    hold: 0s\n    ping_interval: 5s\n";
+        let errs = parse(text, &no_env).expect_err("invalid");
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in ["exporters.pp.host", "exporters.pp.marker", "exporters.pp.hold", "exporters.pp.ping_interval"] {
+            assert!(paths.contains(&want), "missing {want} in {errs:?}");
+        }
     }
 
     #[test]
