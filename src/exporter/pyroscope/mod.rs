@@ -643,6 +643,26 @@ mod tests {
     }
 
     #[test]
+    fn config_errors_carry_their_paths() {
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  p:\n    type: pyroscope\n    endpoint: 'ftp://x'\n    interval: 0s\n    auth: { bearer: '' }\n  q:\n    type: pyroscope\n    endpoint: http://h\n    colour: red\n  r:\n    type: pyroscope\n";
+        let errs = crate::config::parse(text, &|_| None).expect_err("invalid");
+        let text = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for want in [
+            "exporters.p.endpoint: `ftp://x`: use an http:// or https:// URL",
+            "exporters.p.interval: must be at least 1s",
+            "exporters.p.auth.bearer: must be a non-empty token",
+            "exporters.q: unknown field `colour`",
+            "exporters.r: missing field `endpoint`",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn folded_request_shape() {
         let key = ServiceKey {
             service: "shop.api".into(),
