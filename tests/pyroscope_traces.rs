@@ -356,3 +356,23 @@ async fn a_rejected_push_is_not_retried() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_pushes_what_is_held() {
+    let standin = StandIn::start().await;
+    let yaml = config(&standin, "")
+        .replace("pyro:", "pyro-drain:")
+        .replace("interval: 1s", "interval: 60s");
+    let gw = common::start(&yaml).await;
+    post_traces(gw.http_addr.expect("http"), &known_trace()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        standin.requests().is_empty(),
+        "nothing before the interval ends"
+    );
+    let report = gw.shutdown().await;
+    assert!(report.undrained.is_empty());
+    let got = standin.requests();
+    assert_eq!(got.len(), 2, "both services pushed on shutdown: {got:?}");
+    assert!(got.iter().all(ours));
+}

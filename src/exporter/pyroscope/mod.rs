@@ -6,18 +6,19 @@
 //!   `/v1development/profiles` (`mode: otlp`, Pyroscope ≥ 1.20), or converted to pprof
 //!   (`pprof.rs`) and pushed to `/ingest` as `format=pprof` (`mode: pprof`, any version).
 //!
-//! `folded.rs`, `pprof.rs` and `name.rs` are pure; `transport.rs` is the HTTP side.
+//! `folded.rs`, `pprof.rs`, `name.rs` and `requests.rs` are pure; `transport.rs` is
+//! the HTTP side.
 
 pub mod folded;
 pub mod name;
 pub mod pprof;
+pub mod requests;
 pub mod transport;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use opentelemetry_proto::tonic::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
@@ -29,15 +30,9 @@ use super::{ExportError, Exporter};
 use crate::config::{RetryConfig, de_duration};
 use crate::pipeline::Batch;
 use crate::selfmetrics as m;
-use folded::{Aggregator, ServiceKey};
+use folded::Aggregator;
 use transport::{Client, Credentials, Outgoing};
 
-/// `spyName` of every `/ingest` request; Pyroscope shows it as the `pyroscope_spy` label.
-pub const SPY_NAME: &str = "otel-pinpoint-bridge";
-/// `sampleRate` of trace-derived profiles: one unit is one nanosecond.
-const NANOS_RATE: &str = "1000000000";
-/// Content type of `/ingest` bodies, as Pyroscope's own clients send it.
-const INGEST_CONTENT_TYPE: &str = "binary/octet-stream";
 /// Encoded trace-derived requests waiting to be sent, at most (oldest dropped first).
 const MAX_OUTBOX_BYTES: usize = 64 << 20;
 /// How often the worker calls `tick` (settling traces, sending due requests).
@@ -322,7 +317,7 @@ impl PyroscopeExporter {
         let until = SystemTime::now();
         let (from_s, until_s) = (unix_secs(self.window_start), unix_secs(until));
         for p in self.aggregator.take_interval() {
-            let req = folded_request(&p.key, &p.lines, from_s, until_s.max(from_s + 1));
+            let req = requests::folded(&p.key, &p.lines, from_s, until_s.max(from_s + 1));
             self.enqueue(req, now);
         }
         self.window_start = until;
@@ -403,14 +398,15 @@ impl PyroscopeExporter {
     /// The requests that carry one OTLP profiles request, per the configured mode.
     fn profile_requests(&self, req: &ExportProfilesServiceRequest) -> Vec<Outgoing> {
         match self.cfg.profiles.mode {
-            ProfilesMode::Otlp => vec![Outgoing {
-                path: "/v1development/profiles",
-                query: Vec::new(),
-                content_type: "application/x-protobuf",
-                gzip: true,
-                body: Bytes::from(req.encode_to_vec()),
-            }],
-            ProfilesMode::Pprof => pprof_requests(req, &self.cfg.labels_from_resource, &self.name),
+            ProfilesMode::Otlp => vec![requests::otlp(req)],
+            ProfilesMode::Pprof => {
+                let now = unix_secs(SystemTime::now());
+                let (out, failed) = requests::pprof(req, &self.cfg.labels_from_resource, now);
+                for e in failed {
+                    tracing::warn!(exporter = %self.name, error = %e, "profile not converted to pprof; left out");
+                }
+                out
+            }
         }
     }
 }
@@ -418,94 +414,6 @@ impl PyroscopeExporter {
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The `/ingest` request of one service's trace-derived stacks.
-#[must_use]
-pub fn folded_request(
-    key: &ServiceKey,
-    lines: &[(String, u64)],
-    from: u64,
-    until: u64,
-) -> Outgoing {
-    Outgoing {
-        path: "/ingest",
-        query: vec![
-            (
-                "name",
-                name::ingest_name(key, Some(name::TRACE_PROFILE_TYPE)),
-            ),
-            ("from", from.to_string()),
-            ("until", until.to_string()),
-            ("format", "folded".to_owned()),
-            ("sampleRate", NANOS_RATE.to_owned()),
-            ("spyName", SPY_NAME.to_owned()),
-            ("units", "samples".to_owned()),
-            ("aggregationType", "sum".to_owned()),
-        ],
-        content_type: INGEST_CONTENT_TYPE,
-        gzip: false,
-        body: Bytes::from(folded::folded_body(lines)),
-    }
-}
-
-/// One `/ingest?format=pprof` request per profile of `req` (those that do not convert
-/// are logged and left out; receivers reject them before they get here).
-fn pprof_requests(
-    req: &ExportProfilesServiceRequest,
-    label_keys: &[String],
-    exporter: &str,
-) -> Vec<Outgoing> {
-    let Some(dict) = req.dictionary.as_ref() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for rp in &req.resource_profiles {
-        let attrs = rp.resource.as_ref().map_or(&[][..], |r| &r.attributes);
-        let key = folded::service_key(attrs, label_keys);
-        for p in rp.scope_profiles.iter().flat_map(|s| &s.profiles) {
-            let profile = match pprof::convert(p, dict) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(exporter, error = %e, "profile not converted to pprof; left out");
-                    continue;
-                }
-            };
-            let from = if p.time_unix_nano == 0 {
-                unix_secs(SystemTime::now())
-            } else {
-                p.time_unix_nano / 1_000_000_000
-            };
-            let until = (p.time_unix_nano.saturating_add(p.duration_nano)) / 1_000_000_000;
-            out.push(Outgoing {
-                path: "/ingest",
-                query: vec![
-                    ("name", name::ingest_name(&key, None)),
-                    ("from", from.to_string()),
-                    ("until", until.max(from + 1).to_string()),
-                    ("format", "pprof".to_owned()),
-                    ("sampleRate", sample_rate(&profile).to_string()),
-                    ("spyName", SPY_NAME.to_owned()),
-                ],
-                content_type: INGEST_CONTENT_TYPE,
-                gzip: true,
-                body: Bytes::from(profile.encode_to_vec()),
-            });
-        }
-    }
-    out
-}
-
-/// Samples per second of a profile whose period is in nanoseconds; Pyroscope's default
-/// (100) otherwise. Pyroscope reads the pprof itself; this only fills the parameter.
-fn sample_rate(p: &pprof::Profile) -> u64 {
-    let unit = p
-        .period_type
-        .and_then(|t| p.string_table.get(usize::try_from(t.unit).ok()?));
-    match (unit.map(String::as_str), u64::try_from(p.period)) {
-        (Some("nanoseconds"), Ok(period)) if period > 0 => (1_000_000_000 / period).max(1),
-        _ => 100,
-    }
 }
 
 impl Exporter for PyroscopeExporter {
@@ -660,36 +568,5 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
-    }
-
-    #[test]
-    fn folded_request_shape() {
-        let key = ServiceKey {
-            service: "shop.api".into(),
-            labels: vec![("deployment.environment".into(), "prod".into())],
-        };
-        let r = folded_request(&key, &[("GET /;db".into(), 5)], 100, 110);
-        let q: Vec<(&str, &str)> = r.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(
-            q,
-            vec![
-                (
-                    "name",
-                    "shop.api.wall{service_name=shop.api,deployment_environment=prod}"
-                ),
-                ("from", "100"),
-                ("until", "110"),
-                ("format", "folded"),
-                ("sampleRate", "1000000000"),
-                ("spyName", SPY_NAME),
-                ("units", "samples"),
-                ("aggregationType", "sum"),
-            ]
-        );
-        assert_eq!(&r.body[..], b"GET /;db 5\n");
-        assert_eq!(
-            (r.path, r.content_type, r.gzip),
-            ("/ingest", INGEST_CONTENT_TYPE, false)
-        );
     }
 }
