@@ -195,10 +195,16 @@ impl PyroscopeConfig {
         }
         let mut seen = std::collections::HashSet::new();
         for k in &self.labels_from_resource {
-            if k.trim().is_empty() || k == "service.name" || !seen.insert(k) {
+            let label = name::label_name(k);
+            if k.trim().is_empty() || k == "service.name" || !seen.insert(label.clone()) {
                 p.push((
                     "labels_from_resource",
                     format!("`{k}`: give each attribute once (service.name is always used)"),
+                ));
+            } else if label == "service_name" || label.starts_with("__") {
+                p.push((
+                    "labels_from_resource",
+                    format!("`{k}` would become the reserved label `{label}`"),
                 ));
             }
         }
@@ -534,6 +540,12 @@ mod tests {
         check("max_stacks_per_service: 0\n", "max_stacks_per_service");
         check("max_services: 0\n", "max_services");
         check("tenant: ''\n", "tenant");
+        check("labels_from_resource: [a.b, a_b]\n", "labels_from_resource");
+        check("labels_from_resource: [__name__]\n", "labels_from_resource");
+        check(
+            "labels_from_resource: [service_name]\n",
+            "labels_from_resource",
+        );
         check("auth: {bearer: ''}\n", "auth.bearer");
         check(
             "auth: {basic: {username: 'a:b', password: p}}\n",
