@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests talk to: the OpenTelemetry Python SDK and its
-# exporters (into .venv). Idempotent and quick when nothing changed.
+# exporters and Pyroscope's Python client (into .venv), and the npm packages of
+# tests/peers/. Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +16,13 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
     echo "$want" > "$stamp"
 fi
 
-# The stand-in Pinpoint collector (built from pinpoint-node-agent's generated code).
-collector=tests/peers/pinpoint-collector
-lock_sum=$(sha256sum "$collector/package-lock.json" | cut -d' ' -f1)
-if [[ ! -f $collector/node_modules/.lock.sha256 || $(cat "$collector/node_modules/.lock.sha256") != "$lock_sum" ]]; then
-    echo "setup-test-peers: installing the stand-in Pinpoint collector (npm ci)" >&2
-    (cd "$collector" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$lock_sum" > "$collector/node_modules/.lock.sha256"
-fi
+# npm peers: the stand-in Pinpoint collector (built from pinpoint-node-agent's generated
+# code) and the pprof decoder (pprof-format) that checks the Pyroscope exporter's pprof.
+for peer in tests/peers/pinpoint-collector tests/peers/pprof-decode; do
+    lock_sum=$(sha256sum "$peer/package-lock.json" | cut -d' ' -f1)
+    if [[ ! -f $peer/node_modules/.lock.sha256 || $(cat "$peer/node_modules/.lock.sha256") != "$lock_sum" ]]; then
+        echo "setup-test-peers: installing $peer (npm ci)" >&2
+        (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$lock_sum" > "$peer/node_modules/.lock.sha256"
+    fi
+done

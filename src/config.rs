@@ -80,6 +80,7 @@ pub struct ExporterConfig {
 pub enum ExporterKind {
     File(crate::exporter::file::FileConfig),
     Pinpoint(Box<crate::exporter::pinpoint::PinpointConfig>),
+    Pyroscope(Box<crate::exporter::pyroscope::PyroscopeConfig>),
     Null,
     Zipkin(crate::exporter::zipkin::ZipkinConfig),
 }
@@ -94,7 +95,7 @@ struct CommonExporterKeys {
 }
 
 const COMMON_EXPORTER_KEYS: &[&str] = &["type", "queue", "batch", "retry"];
-const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "null (or nop)"];
+const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "pyroscope", "null (or nop)"];
 
 /// `exporters.<name>.queue:`: the bounded queue in front of one exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -501,35 +502,42 @@ fn exporter(
     let mut common = common;
     common.remove("type");
     let common = section::<CommonExporterKeys>(Value::Object(common), path, errors);
-    let kind = match kind_name.as_str() {
-        "file" => section(Value::Object(own), path, errors).map(ExporterKind::File),
-        "pinpoint" => {
-            section(Value::Object(own), path, errors).map(|c| ExporterKind::Pinpoint(Box::new(c)))
-        }
-        "zipkin" => section(Value::Object(own), path, errors).map(ExporterKind::Zipkin),
-        "null" | "nop" => {
-            if let Some(k) = own.keys().next() {
-                errors.push(err(
-                    &join(path, k),
-                    "unknown key (the null exporter has no settings)",
-                ));
+    let kind =
+        match kind_name.as_str() {
+            "file" => section(Value::Object(own), path, errors).map(ExporterKind::File),
+            "pinpoint" => section(Value::Object(own), path, errors)
+                .map(|c| ExporterKind::Pinpoint(Box::new(c))),
+            "zipkin" => section(Value::Object(own), path, errors).map(ExporterKind::Zipkin),
+            "pyroscope" => section(Value::Object(own), path, errors)
+                .map(|c| ExporterKind::Pyroscope(Box::new(c))),
+            "null" | "nop" => {
+                if let Some(k) = own.keys().next() {
+                    errors.push(err(
+                        &join(path, k),
+                        "unknown key (the null exporter has no settings)",
+                    ));
+                }
+                Some(ExporterKind::Null)
             }
-            Some(ExporterKind::Null)
-        }
-        other => {
-            errors.push(err(
-                &join(path, "type"),
-                format!(
-                    "unknown exporter type `{other}` (one of: {})",
-                    EXPORTER_TYPES.join(", ")
-                ),
-            ));
-            None
-        }
-    };
+            other => {
+                errors.push(err(
+                    &join(path, "type"),
+                    format!(
+                        "unknown exporter type `{other}` (one of: {})",
+                        EXPORTER_TYPES.join(", ")
+                    ),
+                ));
+                None
+            }
+        };
     let (common, kind) = (common?, kind?);
     let before = errors.len();
     validate_exporter_common(&common, path, errors);
+    if let ExporterKind::Pyroscope(p) = &kind {
+        for (key, message) in p.problems() {
+            errors.push(err(&join(path, key), message));
+        }
+    }
     if let ExporterKind::File(f) = &kind
         && f.path.trim().is_empty()
     {
@@ -911,7 +919,12 @@ colour: blue
         let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  pp:\n    type: pinpoint\n    host: ''\n    marker: 'bad marker!'\n    hold: 0s\n    ping_interval: 5s\n";
         let errs = parse(text, &no_env).expect_err("invalid");
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        for want in ["exporters.pp.host", "exporters.pp.marker", "exporters.pp.hold", "exporters.pp.ping_interval"] {
+        for want in [
+            "exporters.pp.host",
+            "exporters.pp.marker",
+            "exporters.pp.hold",
+            "exporters.pp.ping_interval",
+        ] {
             assert!(paths.contains(&want), "missing {want} in {errs:?}");
         }
     }

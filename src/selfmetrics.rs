@@ -18,6 +18,13 @@ pub const RECEIVER_SPANS_REJECTED: &str = "bridge_receiver_spans_rejected_total"
 pub const RECEIVER_REQUESTS_FAILED: &str = "bridge_receiver_requests_failed_total";
 /// Request handling time, per `receiver`.
 pub const RECEIVER_REQUEST_DURATION: &str = "bridge_receiver_request_duration_seconds";
+/// OTLP profiles taken into the pipeline, per `receiver`.
+pub const RECEIVER_PROFILES_ACCEPTED: &str = "bridge_receiver_profiles_accepted_total";
+/// OTLP profiles refused for backpressure, per `receiver` and `reason`.
+pub const RECEIVER_PROFILES_REFUSED: &str = "bridge_receiver_profiles_refused_total";
+/// Invalid OTLP profiles rejected one at a time (bad dictionary references), per `receiver`
+/// and `reason`.
+pub const RECEIVER_PROFILES_REJECTED: &str = "bridge_receiver_profiles_rejected_total";
 
 /// Spans waiting in (or being exported from) an exporter's queue, per `exporter`.
 pub const QUEUE_SPANS: &str = "bridge_queue_spans";
@@ -40,6 +47,24 @@ pub const EXPORTER_SPANS_REJECTED: &str = "bridge_exporter_spans_rejected_total"
 /// HTTP requests of HTTP exporters (Zipkin), per `exporter` and `outcome`: the status
 /// class (`2xx`, `4xx`, `5xx`, ...) or `timeout`, `connect_error`, `io_error`.
 pub const EXPORTER_HTTP_REQUESTS: &str = "bridge_exporter_http_requests_total";
+/// OTLP profiles an exporter delivered, per `exporter`.
+pub const EXPORTER_PROFILES_SENT: &str = "bridge_exporter_profiles_sent_total";
+/// OTLP profiles an exporter gave up on, per `exporter` and `reason`.
+pub const EXPORTER_PROFILES_FAILED: &str = "bridge_exporter_profiles_failed_total";
+/// OTLP profiles dropped before export, per `exporter` and `reason` (`queue_full`, `shutdown`).
+pub const EXPORTER_PROFILES_DROPPED: &str = "bridge_exporter_profiles_dropped_total";
+
+/// Requests sent to Pyroscope, per `exporter`, `format` (`folded`, `pprof`, `otlp`) and
+/// `outcome` (`ok`, `retry`, `rejected`, `dropped`).
+pub const PYROSCOPE_REQUESTS: &str = "bridge_pyroscope_requests_total";
+/// Spans whose stack did not fit the per-service cap and were counted under the
+/// `[overflow]` stack instead, per `exporter`.
+pub const PYROSCOPE_STACKS_OVERFLOW: &str = "bridge_pyroscope_stack_overflow_spans_total";
+/// Spans left out of the trace-derived profiles, per `exporter` and `reason`
+/// (`max_services`).
+pub const PYROSCOPE_SPANS_DROPPED: &str = "bridge_pyroscope_spans_dropped_total";
+/// Spans held until their trace settles, per `exporter`.
+pub const PYROSCOPE_PENDING_SPANS: &str = "bridge_pyroscope_pending_spans";
 
 /// Identity mapping cache lookups that found an entry, per `map`.
 pub const ID_CACHE_HITS: &str = "bridge_id_cache_hits_total";
@@ -121,6 +146,46 @@ fn describe() {
     describe_counter!(EXPORTER_SPANS_DROPPED, "Spans dropped before export.");
     describe_histogram!(EXPORTER_SEND_DURATION, "Time of one export call.");
     describe_counter!(EXPORTER_RETRIES, "Export attempts that will be retried.");
+    describe_counter!(
+        RECEIVER_PROFILES_ACCEPTED,
+        "OTLP profiles accepted into the pipeline."
+    );
+    describe_counter!(
+        RECEIVER_PROFILES_REFUSED,
+        "OTLP profiles refused with a retryable status (backpressure)."
+    );
+    describe_counter!(
+        RECEIVER_PROFILES_REJECTED,
+        "Invalid OTLP profiles rejected one at a time."
+    );
+    describe_counter!(
+        EXPORTER_PROFILES_SENT,
+        "OTLP profiles delivered by an exporter."
+    );
+    describe_counter!(
+        EXPORTER_PROFILES_FAILED,
+        "OTLP profiles an exporter gave up on."
+    );
+    describe_counter!(
+        EXPORTER_PROFILES_DROPPED,
+        "OTLP profiles dropped before export."
+    );
+    describe_counter!(
+        PYROSCOPE_REQUESTS,
+        "Requests sent to Pyroscope, by outcome."
+    );
+    describe_counter!(
+        PYROSCOPE_STACKS_OVERFLOW,
+        "Spans counted under [overflow]: the per-service stack cap was reached."
+    );
+    describe_counter!(
+        PYROSCOPE_SPANS_DROPPED,
+        "Spans left out of trace-derived profiles."
+    );
+    describe_gauge!(
+        PYROSCOPE_PENDING_SPANS,
+        "Spans held until their trace settles."
+    );
     describe_gauge!(PINPOINT_PENDING_SPANS, "Spans held for parent resolution.");
     describe_gauge!(PINPOINT_AGENTS, "Registered virtual agents.");
     describe_counter!(

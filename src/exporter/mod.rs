@@ -2,10 +2,12 @@
 //! `convert` part and a transport part, driven by one pipeline worker.
 //!
 //! An exporter sees only [`Batch`]es; it never touches receivers or other exporters.
+//! Only kinds whose [`ExporterKind::takes_profiles`] is true get profile batches.
 
 pub mod file;
 pub mod null;
 pub mod pinpoint;
+pub mod pyroscope;
 pub mod zipkin;
 
 use std::future::Future;
@@ -83,9 +85,16 @@ impl ExporterKind {
         match self {
             Self::File(_) => "file",
             Self::Pinpoint(_) => "pinpoint",
+            Self::Pyroscope(_) => "pyroscope",
             Self::Null => "null",
             Self::Zipkin(_) => "zipkin",
         }
+    }
+
+    /// Whether exporters of this kind take OTLP profiles (the others never see any).
+    #[must_use]
+    pub fn takes_profiles(&self) -> bool {
+        matches!(self, Self::Pyroscope(_))
     }
 }
 
@@ -118,6 +127,10 @@ pub async fn start(
         }
         ExporterKind::Zipkin(z) => {
             let e = zipkin::ZipkinExporter::new(&cfg.name, z).map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Pyroscope(p) => {
+            let e = pyroscope::PyroscopeExporter::new(&cfg.name, p, &cfg.retry).map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),

@@ -12,6 +12,12 @@
 //! Queue room is counted in spans with a semaphore; a queued item holds its permits until
 //! the batch it joins has been exported (or given up), so "queued" includes in-flight.
 //! The receiver never awaits an exporter: admission is `try_acquire`, never a wait.
+//!
+//! Profiles take a side door into the same queues: [`Pipeline::submit_profiles`] hands a
+//! [`ProfileBlock`] (one OTLP profiles request) to every exporter whose kind takes
+//! profiles, past the span router (routing rules speak of spans). It holds queue room
+//! like spans do (one unit per sample), and the worker never mixes spans and profiles
+//! in one batch: a profile batch is exactly one request.
 
 pub mod router;
 pub mod worker;
@@ -21,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use metrics::{Counter, Gauge};
+use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
@@ -54,13 +61,46 @@ impl Block {
 /// A block shared by every exporter it is routed to (no copy per exporter).
 pub type SharedBlock = Arc<Block>;
 
+/// The valid profiles of one OTLP profiles request (its dictionary included).
+#[derive(Debug, Default)]
+pub struct ProfileBlock {
+    pub request: ExportProfilesServiceRequest,
+    pub profile_count: usize,
+    /// Queue room the block takes: its samples (at least 1).
+    pub sample_count: usize,
+}
+
+impl ProfileBlock {
+    /// Counts the profiles and samples of `request`.
+    #[must_use]
+    pub fn new(request: ExportProfilesServiceRequest) -> Self {
+        let profiles = request
+            .resource_profiles
+            .iter()
+            .flat_map(|r| &r.scope_profiles)
+            .flat_map(|s| &s.profiles);
+        let (profile_count, sample_count) =
+            profiles.fold((0, 0), |(p, s), x| (p + 1, s + x.samples.len()));
+        Self {
+            request,
+            profile_count,
+            sample_count,
+        }
+    }
+}
+
+/// A profile block shared by every exporter that takes profiles.
+pub type SharedProfiles = Arc<ProfileBlock>;
+
 /// What an exporter receives: the blocks that arrived within one batch window.
 #[derive(Debug)]
 pub struct Batch {
     /// Unique per batch in this process; a retried batch keeps its id.
     id: u64,
     blocks: Vec<SharedBlock>,
+    profiles: Vec<SharedProfiles>,
     span_count: usize,
+    profile_count: usize,
     /// Queue room held until the batch is done with.
     _permits: Vec<OwnedSemaphorePermit>,
     /// When the oldest block of the batch was admitted.
@@ -72,7 +112,9 @@ impl Batch {
         let mut b = Self {
             id: next_batch_id(),
             blocks: Vec::new(),
+            profiles: Vec::new(),
             span_count: 0,
+            profile_count: 0,
             _permits: Vec::new(),
             first_received: first.received,
         };
@@ -81,9 +123,28 @@ impl Batch {
     }
 
     fn push(&mut self, item: Item) {
-        self.span_count += item.block.span_count;
-        self.blocks.push(item.block);
+        match item.payload {
+            Payload::Spans(block) => {
+                self.span_count += block.span_count;
+                self.blocks.push(block);
+            }
+            Payload::Profiles(p) => {
+                self.profile_count += p.profile_count;
+                self.profiles.push(p);
+            }
+        }
         self._permits.push(item.permit);
+    }
+
+    /// Whether `item` may join this batch: spans join spans; a profile request is a
+    /// batch of its own.
+    fn takes(&self, item: &Item) -> bool {
+        matches!(item.payload, Payload::Spans(_)) && self.profiles.is_empty()
+    }
+
+    /// Whether the batch is complete without waiting for more.
+    fn is_full(&self, max_spans: usize) -> bool {
+        !self.profiles.is_empty() || self.span_count >= max_spans
     }
 
     /// Builds a batch outside a queue (tests and benchmarks).
@@ -93,7 +154,23 @@ impl Batch {
         Self {
             id: next_batch_id(),
             blocks,
+            profiles: Vec::new(),
             span_count,
+            profile_count: 0,
+            _permits: Vec::new(),
+            first_received: Instant::now(),
+        }
+    }
+
+    /// Builds a profile batch outside a queue (tests and benchmarks).
+    #[must_use]
+    pub fn from_profiles(block: SharedProfiles) -> Self {
+        Self {
+            id: next_batch_id(),
+            blocks: Vec::new(),
+            profile_count: block.profile_count,
+            profiles: vec![block],
+            span_count: 0,
             _permits: Vec::new(),
             first_received: Instant::now(),
         }
@@ -119,6 +196,18 @@ impl Batch {
     pub fn span_count(&self) -> usize {
         self.span_count
     }
+
+    /// The profile requests of the batch (empty for a span batch).
+    #[must_use]
+    pub fn profiles(&self) -> &[SharedProfiles] {
+        &self.profiles
+    }
+
+    /// Profiles in the batch (0 for a span batch).
+    #[must_use]
+    pub fn profile_count(&self) -> usize {
+        self.profile_count
+    }
 }
 
 fn next_batch_id() -> u64 {
@@ -126,8 +215,14 @@ fn next_batch_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// What one queue item carries.
+enum Payload {
+    Spans(SharedBlock),
+    Profiles(SharedProfiles),
+}
+
 struct Item {
-    block: SharedBlock,
+    payload: Payload,
     permit: OwnedSemaphorePermit,
     received: Instant,
 }
@@ -156,6 +251,8 @@ pub struct ExporterStats {
     sent_counter: Counter,
     dropped_full: Counter,
     dropped_shutdown: Counter,
+    profiles_dropped_full: Counter,
+    profiles_dropped_shutdown: Counter,
 }
 
 impl ExporterStats {
@@ -179,6 +276,8 @@ impl ExporterStats {
 struct Queue {
     tx: mpsc::UnboundedSender<Item>,
     on_full: OnFull,
+    /// Whether this exporter's kind takes profiles.
+    profiles: bool,
     stats: Arc<ExporterStats>,
 }
 
@@ -220,11 +319,14 @@ impl Pipeline {
                 sent_counter: metrics::counter!(m::EXPORTER_SPANS_SENT, &label),
                 dropped_full: metrics::counter!(m::EXPORTER_SPANS_DROPPED, "exporter" => e.name.clone(), "reason" => "queue_full"),
                 dropped_shutdown: metrics::counter!(m::EXPORTER_SPANS_DROPPED, "exporter" => e.name.clone(), "reason" => "shutdown"),
+                profiles_dropped_full: metrics::counter!(m::EXPORTER_PROFILES_DROPPED, "exporter" => e.name.clone(), "reason" => "queue_full"),
+                profiles_dropped_shutdown: metrics::counter!(m::EXPORTER_PROFILES_DROPPED, "exporter" => e.name.clone(), "reason" => "shutdown"),
             });
             stats.update_gauge();
             queues.push(Queue {
                 tx,
                 on_full: e.queue.on_full,
+                profiles: e.kind.takes_profiles(),
                 stats: Arc::clone(&stats),
             });
             receivers.push(QueueReceiver {
@@ -280,14 +382,12 @@ impl Pipeline {
         let received = Instant::now();
         for (q, block, permit) in reserved {
             let n = block.span_count as u64;
-            if q.tx
-                .send(Item {
-                    block,
-                    permit,
-                    received,
-                })
-                .is_err()
-            {
+            let item = Item {
+                payload: Payload::Spans(block),
+                permit,
+                received,
+            };
+            if q.tx.send(item).is_err() {
                 // The worker closed its queue: only possible while shutting down.
                 q.stats.dropped.fetch_add(n, Ordering::Relaxed);
                 q.stats.dropped_shutdown.increment(n);
@@ -295,6 +395,62 @@ impl Pipeline {
             q.stats.update_gauge();
         }
         Ok(())
+    }
+
+    /// Whether any exporter takes profiles (if none, a receiver says so to the sender
+    /// instead of taking profiles nobody would export).
+    #[must_use]
+    pub fn takes_profiles(&self) -> bool {
+        self.queues.iter().any(|q| q.profiles)
+    }
+
+    /// Enqueues `block` for every exporter that takes profiles, or refuses it whole,
+    /// with the same admission rules as [`Pipeline::submit`]. Returns how many
+    /// exporters took it (0 when none takes profiles: check [`Pipeline::takes_profiles`]).
+    ///
+    /// # Errors
+    /// [`Refused`] when a `refuse` queue has no room, or after [`Pipeline::close`].
+    pub fn submit_profiles(&self, block: ProfileBlock) -> Result<usize, Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::ShuttingDown);
+        }
+        if block.profile_count == 0 {
+            return Ok(0);
+        }
+        let mut reserved = Vec::new();
+        for q in self.queues.iter().filter(|q| q.profiles) {
+            let want = block.sample_count.clamp(1, q.stats.capacity) as u32;
+            match Arc::clone(&q.stats.sem).try_acquire_many_owned(want) {
+                Ok(permit) => reserved.push((q, permit)),
+                Err(TryAcquireError::NoPermits) if q.on_full == OnFull::Drop => {
+                    q.stats
+                        .profiles_dropped_full
+                        .increment(block.profile_count as u64);
+                }
+                Err(TryAcquireError::NoPermits) => {
+                    return Err(Refused::QueueFull {
+                        exporter: q.stats.name.clone(),
+                    });
+                }
+                Err(TryAcquireError::Closed) => return Err(Refused::ShuttingDown),
+            }
+        }
+        let n = block.profile_count as u64;
+        let shared = Arc::new(block);
+        let received = Instant::now();
+        let taken = reserved.len();
+        for (q, permit) in reserved {
+            let item = Item {
+                payload: Payload::Profiles(Arc::clone(&shared)),
+                permit,
+                received,
+            };
+            if q.tx.send(item).is_err() {
+                q.stats.profiles_dropped_shutdown.increment(n);
+            }
+            q.stats.update_gauge();
+        }
+        Ok(taken)
     }
 
     /// Refuses every later block. Workers drain what is queued once told to stop.
@@ -384,6 +540,57 @@ mod tests {
         assert_eq!(p.submit(block(50)), Ok(()));
         assert_eq!(p.stats()[0].queued(), 5);
         assert!(p.submit(block(1)).is_err());
+    }
+
+    fn pyroscope(name: &str, max_spans: usize) -> ExporterConfig {
+        let cfg = serde_saphyr::from_str("endpoint: http://127.0.0.1:1\n").expect("config");
+        ExporterConfig {
+            kind: ExporterKind::Pyroscope(Box::new(cfg)),
+            ..exporter(name, max_spans, OnFull::Refuse)
+        }
+    }
+
+    pub(super) fn profiles(samples: usize) -> ProfileBlock {
+        use opentelemetry_proto::tonic::profiles::v1development::{
+            Profile, ResourceProfiles, Sample, ScopeProfiles,
+        };
+        ProfileBlock::new(ExportProfilesServiceRequest {
+            resource_profiles: vec![ResourceProfiles {
+                scope_profiles: vec![ScopeProfiles {
+                    profiles: vec![Profile {
+                        samples: vec![Sample::default(); samples],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            dictionary: None,
+        })
+    }
+
+    #[test]
+    fn profiles_reach_only_exporters_that_take_them() {
+        let cfg = [exporter("spans", 10, OnFull::Refuse), pyroscope("pyro", 10)];
+        let (p, _rx) = Pipeline::new(&cfg, Router::all(2));
+        assert!(p.takes_profiles());
+        assert_eq!(p.submit_profiles(profiles(3)), Ok(1));
+        let stats = p.stats();
+        assert_eq!((stats[0].queued(), stats[1].queued()), (0, 3));
+        // Room is counted in samples, and a full queue refuses like it does for spans.
+        assert_eq!(
+            p.submit_profiles(profiles(8)),
+            Err(Refused::QueueFull {
+                exporter: "pyro".into()
+            })
+        );
+        assert_eq!(p.submit_profiles(profiles(0)).map(|_| ()), Ok(()));
+
+        let (p, _rx) = Pipeline::new(&cfg[..1], Router::all(1));
+        assert!(!p.takes_profiles());
+        assert_eq!(p.submit_profiles(profiles(3)), Ok(0));
+        p.close();
+        assert_eq!(p.submit_profiles(profiles(1)), Err(Refused::ShuttingDown));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! One task per exporter: takes blocks from its queue, forms batches (by size or
 //! timeout), exports them with retry and backoff, and drains the queue on shutdown.
+//! A batch holds spans or one profile request, never both: an item that cannot join
+//! the batch being formed starts the next one.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -29,8 +31,12 @@ pub async fn run<E: Exporter>(
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ticks = exporter.tick_interval().is_some();
+    let mut carry = None;
     loop {
-        let first = tokio::select! {
+        let first = if let Some(item) = carry.take() {
+            item
+        } else {
+            tokio::select! {
             item = q.rx.recv() => match item {
                 Some(item) => item,
                 None => break,
@@ -47,13 +53,18 @@ pub async fn run<E: Exporter>(
                 q.rx.close();
                 continue;
             }
+            }
         };
         let mut batch = Batch::new(first);
         let deadline = tokio::time::Instant::now() + q.batch.timeout;
-        while batch.span_count() < q.batch.max_spans {
+        while !batch.is_full(q.batch.max_spans) {
             tokio::select! {
                 item = q.rx.recv() => match item {
-                    Some(item) => batch.push(item),
+                    Some(item) if batch.takes(&item) => batch.push(item),
+                    Some(item) => {
+                        carry = Some(item);
+                        break;
+                    }
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline), if !stopping => break,
@@ -74,6 +85,7 @@ pub async fn run<E: Exporter>(
 async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
     let name = q.stats.name.as_str();
     let spans = batch.span_count() as u64;
+    let profiles = batch.profile_count() as u64;
     let started = Instant::now();
     let mut backoff = q.retry.initial;
     let duration = metrics::histogram!(m::EXPORTER_SEND_DURATION, "exporter" => name.to_owned());
@@ -85,6 +97,10 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
             Ok(()) => {
                 q.stats.sent.fetch_add(spans, Ordering::Relaxed);
                 q.stats.sent_counter.increment(spans);
+                if profiles > 0 {
+                    metrics::counter!(m::EXPORTER_PROFILES_SENT, "exporter" => name.to_owned())
+                        .increment(profiles);
+                }
                 return;
             }
             Err(e) => e,
@@ -94,7 +110,7 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
         let reason = match wait {
             Some(wait) if started.elapsed() + wait <= q.retry.max_elapsed => {
                 metrics::counter!(m::EXPORTER_RETRIES, "exporter" => name.to_owned()).increment(1);
-                tracing::warn!(exporter = name, spans, error = %error, retry_in_ms = wait.as_millis() as u64, "export failed; will retry");
+                tracing::warn!(exporter = name, spans, profiles, error = %error, retry_in_ms = wait.as_millis() as u64, "export failed; will retry");
                 tokio::time::sleep(wait).await;
                 backoff = (backoff * 2).min(q.retry.max);
                 continue;
@@ -102,10 +118,14 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
             Some(_) => "retries_exhausted",
             None => "permanent",
         };
-        tracing::error!(exporter = name, spans, error = %error, reason, "export failed; spans dropped");
+        tracing::error!(exporter = name, spans, profiles, error = %error, reason, "export failed; batch dropped");
         q.stats.failed.fetch_add(spans, Ordering::Relaxed);
         metrics::counter!(m::EXPORTER_SPANS_FAILED, "exporter" => name.to_owned(), "reason" => reason)
             .increment(spans);
+        if profiles > 0 {
+            metrics::counter!(m::EXPORTER_PROFILES_FAILED, "exporter" => name.to_owned(), "reason" => reason)
+                .increment(profiles);
+        }
         return;
     }
 }
@@ -266,6 +286,54 @@ mod tests {
                 stats.failed.load(Ordering::Relaxed)
             ),
             (0, 1)
+        );
+    }
+
+    /// Records `(spans, profiles)` per batch.
+    struct Kinds(Arc<Mutex<Vec<(usize, usize)>>>);
+
+    impl Exporter for Kinds {
+        async fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((batch.span_count(), batch.profile_count()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_and_profiles_never_share_a_batch() {
+        let cfg = ExporterConfig {
+            name: "pyro".into(),
+            queue: QueueConfig {
+                max_spans: 1000,
+                on_full: OnFull::Refuse,
+            },
+            batch: BatchConfig {
+                max_spans: 100,
+                timeout: Duration::from_secs(10),
+            },
+            retry: RetryConfig::default(),
+            kind: ExporterKind::Pyroscope(Box::new(
+                serde_saphyr::from_str("endpoint: http://127.0.0.1:1\n").expect("config"),
+            )),
+        };
+        let (p, mut rx) = Pipeline::new(&[cfg], Router::all(1));
+        p.submit(block(2)).expect("room");
+        p.submit_profiles(crate::pipeline::tests::profiles(5))
+            .expect("room");
+        p.submit_profiles(crate::pipeline::tests::profiles(1))
+            .expect("room");
+        p.submit(block(3)).expect("room");
+        p.submit(block(1)).expect("room");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(Kinds(Arc::clone(&seen)), rx.remove(0), stop_rx));
+        stop_tx.send(true).expect("alive");
+        task.await.expect("no panic");
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![(2, 0), (0, 1), (0, 1), (4, 0)]
         );
     }
 

@@ -1,21 +1,25 @@
 //! OTLP receivers. The gRPC and HTTP front ends decode requests their own way and then
-//! share [`Intake`]: per-span validation, `partial_success`, admission to the pipeline
-//! and the receiver metrics. Each front end has exactly one function that turns a
-//! [`ReceiveError`] into its protocol's status.
+//! share [`Intake`]: per-span (and per-profile, in `profiles.rs`) validation,
+//! `partial_success`, admission to the pipeline and the receiver metrics. Each front
+//! end has exactly one function that turns a [`ReceiveError`] into its protocol's status.
 
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod profiles;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use metrics::Counter;
+use opentelemetry_proto::tonic::collector::profiles::v1development::{
+    ExportProfilesPartialSuccess, ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
-use crate::pipeline::{Block, Pipeline, Refused};
+use crate::pipeline::{Block, Pipeline, ProfileBlock, Refused};
 use crate::selfmetrics as m;
 
 /// Why a whole request was not taken.
@@ -33,6 +37,12 @@ pub enum ReceiveError {
     /// Content-Encoding is not one the receiver can undo, or the compressed data is bad.
     #[error("{0}")]
     BadEncoding(String),
+    /// A content type this endpoint does not take, for the reason given.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// Profiles arrived, but no exporter takes profiles.
+    #[error("no exporter takes OTLP profiles: configure an exporter of type pyroscope")]
+    NoProfileExporter,
     /// Backpressure: retry later.
     #[error(transparent)]
     Refused(#[from] Refused),
@@ -47,6 +57,8 @@ impl ReceiveError {
             Self::TooLarge { .. } => "too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::BadEncoding(_) => "bad_encoding",
+            Self::Unsupported(_) => "unsupported_media_type",
+            Self::NoProfileExporter => "no_profile_exporter",
             Self::Refused(Refused::QueueFull { .. }) => "queue_full",
             Self::Refused(Refused::ShuttingDown) => "shutting_down",
         }
@@ -199,6 +211,14 @@ pub struct Intake {
     refused_full: Counter,
     refused_shutdown: Counter,
     rejected: [Counter; 4],
+    profiles: ProfileCounters,
+}
+
+struct ProfileCounters {
+    accepted: Counter,
+    refused_full: Counter,
+    refused_shutdown: Counter,
+    rejected: Counter,
 }
 
 impl Intake {
@@ -215,7 +235,55 @@ impl Intake {
             refused_full: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "queue_full"),
             refused_shutdown: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "shutting_down"),
             rejected,
+            profiles: ProfileCounters {
+                accepted: metrics::counter!(m::RECEIVER_PROFILES_ACCEPTED, "receiver" => name),
+                refused_full: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "queue_full"),
+                refused_shutdown: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "shutting_down"),
+                rejected: metrics::counter!(m::RECEIVER_PROFILES_REJECTED, "receiver" => name, "reason" => "invalid"),
+            },
         }
+    }
+
+    /// Whether any exporter takes profiles (checked before reading a profiles request).
+    #[must_use]
+    pub fn takes_profiles(&self) -> bool {
+        self.pipeline.takes_profiles()
+    }
+
+    /// Validates and admits one decoded profiles request.
+    ///
+    /// # Errors
+    /// [`ReceiveError::NoProfileExporter`] when no exporter takes profiles;
+    /// [`ReceiveError::Refused`] when the pipeline has no room (nothing was taken).
+    pub fn accept_profiles(
+        &self,
+        request: ExportProfilesServiceRequest,
+    ) -> Result<ExportProfilesServiceResponse, ReceiveError> {
+        if !self.pipeline.takes_profiles() {
+            return Err(ReceiveError::NoProfileExporter);
+        }
+        let s = profiles::sanitize_profiles(request);
+        let c = &self.profiles;
+        if s.rejected > 0 {
+            c.rejected.increment(s.rejected as u64);
+        }
+        match self.pipeline.submit_profiles(ProfileBlock::new(s.request)) {
+            Ok(_) => c.accepted.increment(s.accepted as u64),
+            Err(refused) => {
+                let counter = match refused {
+                    Refused::QueueFull { .. } => &c.refused_full,
+                    Refused::ShuttingDown => &c.refused_shutdown,
+                };
+                counter.increment(s.accepted as u64);
+                return Err(refused.into());
+            }
+        }
+        Ok(ExportProfilesServiceResponse {
+            partial_success: (s.rejected > 0).then_some(ExportProfilesPartialSuccess {
+                rejected_profiles: s.rejected as i64,
+                error_message: s.message,
+            }),
+        })
     }
 
     /// Validates and admits one decoded request.

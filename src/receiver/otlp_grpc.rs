@@ -1,4 +1,5 @@
-//! OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+//! OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`
+//! and `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`.
 //!
 //! tonic decodes (gzip included) with the configured size limit. Two of tonic's own
 //! statuses do not match the OTLP rules, so [`StatusLayer`] rewrites them on the way
@@ -11,6 +12,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use opentelemetry_proto::tonic::collector::profiles::v1development::profiles_service_server::{
+    ProfilesService, ProfilesServiceServer,
+};
+use opentelemetry_proto::tonic::collector::profiles::v1development::{
+    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -34,7 +41,9 @@ fn status_for(error: &ReceiveError) -> Status {
         ReceiveError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
         ReceiveError::Malformed(_)
         | ReceiveError::UnsupportedMediaType(_)
+        | ReceiveError::Unsupported(_)
         | ReceiveError::BadEncoding(_) => Status::invalid_argument(error.to_string()),
+        ReceiveError::NoProfileExporter => Status::unimplemented(error.to_string()),
     }
 }
 
@@ -50,6 +59,23 @@ impl TraceService for Service {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let started = Instant::now();
         let result = self.intake.accept(request.into_inner());
+        metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
+            .record(started.elapsed().as_secs_f64());
+        result.map(Response::new).map_err(|e| {
+            self.intake.count_failed(&e);
+            status_for(&e)
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl ProfilesService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportProfilesServiceRequest>,
+    ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
+        let started = Instant::now();
+        let result = self.intake.accept_profiles(request.into_inner());
         metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
             .record(started.elapsed().as_secs_f64());
         result.map(Response::new).map_err(|e| {
@@ -75,9 +101,16 @@ pub async fn serve(
     .max_decoding_message_size(max_request_bytes)
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
+    let profiles = ProfilesServiceServer::new(Service {
+        intake: Arc::clone(&intake),
+    })
+    .max_decoding_message_size(max_request_bytes)
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip);
     tonic::transport::Server::builder()
         .layer(StatusLayer { intake })
         .add_service(service)
+        .add_service(profiles)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,
@@ -214,6 +247,7 @@ mod tests {
         check(Refused::ShuttingDown.into(), Code::Unavailable);
         check(ReceiveError::TooLarge { limit: 1 }, Code::ResourceExhausted);
         check(ReceiveError::Malformed("x".into()), Code::InvalidArgument);
+        check(ReceiveError::NoProfileExporter, Code::Unimplemented);
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, identity, gzip or deflate.
+//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, identity, gzip or deflate;
+//! and `POST /v1development/profiles`, protobuf only (the OTLP/JSON mapping of the
+//! profiles types in opentelemetry-proto 0.33 needs every field present and reads ids as
+//! byte arrays, so JSON profiles get a clear 415 instead of a misleading 400).
 //!
 //! The body is read with the size limit, decompressed with the same limit, decoded, and
 //! handed to [`Intake`]. The response uses the request's content type; errors carry a
@@ -15,6 +18,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tokio::net::TcpListener;
@@ -61,6 +65,7 @@ struct AppState {
 pub fn router(intake: Arc<Intake>, max_request_bytes: usize) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
+        .route("/v1development/profiles", post(export_profiles))
         .layer(DefaultBodyLimit::disable())
         .with_state(Arc::new(AppState {
             intake,
@@ -104,6 +109,39 @@ async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             };
             ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
         }
+        Err(e) => fail(&state.intake, &e, format),
+    };
+    metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => state.intake.name())
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn export_profiles(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let format = match content_format(&headers) {
+        Ok(f) => f,
+        Err(e) => return fail(&state.intake, &e, Format::Protobuf),
+    };
+    let result = if format == Format::Json {
+        Err(ReceiveError::Unsupported(
+            "OTLP/JSON profiles are not supported: send application/x-protobuf",
+        ))
+    } else if !state.intake.takes_profiles() {
+        Err(ReceiveError::NoProfileExporter)
+    } else {
+        match read_body(body, &headers, state.max_request_bytes).await {
+            Ok(bytes) => ExportProfilesServiceRequest::decode(&bytes[..])
+                .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))
+                .and_then(|req| state.intake.accept_profiles(req)),
+            Err(e) => Err(e),
+        }
+    };
+    let response = match result {
+        Ok(ok) => ([(header::CONTENT_TYPE, PROTOBUF)], ok.encode_to_vec()).into_response(),
         Err(e) => fail(&state.intake, &e, format),
     };
     metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => state.intake.name())
@@ -184,7 +222,10 @@ fn fail(intake: &Intake, error: &ReceiveError, format: Format) -> Response {
             (StatusCode::BAD_REQUEST, 3, false)
         }
         ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8, false),
-        ReceiveError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, false),
+        ReceiveError::UnsupportedMediaType(_) | ReceiveError::Unsupported(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, false)
+        }
+        ReceiveError::NoProfileExporter => (StatusCode::NOT_FOUND, 12, false),
         ReceiveError::Refused(Refused::QueueFull { .. }) => {
             (StatusCode::TOO_MANY_REQUESTS, 14, true)
         }
