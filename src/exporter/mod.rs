@@ -5,6 +5,7 @@
 //! Only kinds whose [`ExporterKind::takes_profiles`] is true get profile batches.
 
 pub mod file;
+pub mod http;
 pub mod null;
 pub mod pinpoint;
 pub mod pyroscope;

@@ -140,20 +140,20 @@ impl PyroscopeConfig {
     #[must_use]
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => p.push((
+        match self.endpoint.parse::<http::Uri>() {
+            Ok(u) if !matches!(u.scheme_str(), Some("http" | "https")) => p.push((
                 "endpoint",
                 format!("`{}`: use an http:// or https:// URL", self.endpoint),
             )),
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            Ok(u) if u.host().is_none_or(str::is_empty) => {
                 p.push(("endpoint", format!("`{}` has no host", self.endpoint)));
             }
-            Ok(u) if u.query().is_some() || u.fragment().is_some() => p.push((
+            Ok(u) if u.query().is_some() => p.push((
                 "endpoint",
                 format!("`{}`: give the base URL only", self.endpoint),
             )),
             Ok(_) => {}
-            Err(e) => p.push(("endpoint", format!("`{}` is not a URL: {e}", self.endpoint))),
+            Err(e) => p.push(("endpoint", format!("`{}`: {e}", self.endpoint))),
         }
         if self.interval < Duration::from_secs(1) {
             p.push(("interval", "must be at least 1s".to_owned()));

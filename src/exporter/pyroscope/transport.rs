@@ -5,10 +5,10 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
-use reqwest::Url;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 
 use crate::exporter::ExportError;
+use crate::exporter::http::{self as client, HttpClient};
 
 /// One request to send.
 #[derive(Debug, Clone)]
@@ -30,9 +30,11 @@ pub enum Credentials {
 
 /// A Pyroscope server.
 pub struct Client {
-    http: reqwest::Client,
-    base: Url,
+    http: HttpClient,
+    /// The endpoint without a trailing `/`.
+    base: String,
     headers: HeaderMap,
+    timeout: Duration,
 }
 
 impl Client {
@@ -44,7 +46,18 @@ impl Client {
         credentials: Option<&Credentials>,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let base = Url::parse(endpoint).map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+        let uri: Uri = endpoint
+            .parse()
+            .map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(format!(
+                    "endpoint `{endpoint}`: use an http:// or https:// URL"
+                ));
+            }
+        };
         let mut headers = HeaderMap::new();
         if let Some(t) = tenant {
             let v = HeaderValue::from_str(t).map_err(|_| "tenant: not a valid header value")?;
@@ -56,31 +69,30 @@ impl Client {
             v.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("otel-pinpoint-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("otel-pinpoint-bridge/", env!("CARGO_PKG_VERSION"))),
+        );
+        let http = HttpClient::new(https).map_err(|e| e.to_string())?;
+        let base = endpoint.trim_end_matches('/').to_owned();
         Ok(Self {
             http,
             base,
             headers,
+            timeout,
         })
     }
 
-    /// The full URL of `req` (the endpoint's own path, if any, is kept as a prefix).
+    /// The full URL of `req` (the endpoint's own path, if any, is kept as a prefix); the
+    /// query is form-encoded.
     #[must_use]
-    pub fn url(&self, req: &Outgoing) -> Url {
-        let mut url = self.base.clone();
-        let path = format!("{}{}", self.base.path().trim_end_matches('/'), req.path);
-        url.set_path(&path);
-        if req.query.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut()
-                .clear()
-                .extend_pairs(req.query.iter().map(|(k, v)| (*k, v.as_str())));
+    pub fn url(&self, req: &Outgoing) -> String {
+        let mut url = format!("{}{}", self.base, req.path);
+        for (i, (k, v)) in req.query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            form_encode(k, &mut url);
+            url.push('=');
+            form_encode(v, &mut url);
         }
         url
     }
@@ -90,24 +102,37 @@ impl Client {
     /// # Errors
     /// [`ExportError`] as [`classify`] and [`connection_error`] decide.
     pub async fn send(&self, req: &Outgoing) -> Result<Bytes, ExportError> {
-        let mut body = req.body.clone();
-        let mut rb = self
+        let uri: Uri = self
+            .url(req)
+            .parse()
+            .map_err(|e| ExportError::Permanent(format!("bad URL: {e}")))?;
+        let mut headers = self.headers.clone();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(req.content_type),
+        );
+        let body = if req.gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            client::gzip(&req.body).map_err(|e| ExportError::Permanent(format!("gzip: {e}")))?
+        } else {
+            req.body.clone()
+        };
+        let answer = self
             .http
-            .post(self.url(req))
-            .headers(self.headers.clone())
-            .header(header::CONTENT_TYPE, req.content_type);
-        if req.gzip {
-            body = gzip(&body).map_err(|e| ExportError::Permanent(format!("gzip: {e}")))?;
-            rb = rb.header(header::CONTENT_ENCODING, "gzip");
-        }
-        let resp = rb
-            .body(body)
-            .send()
+            .post(uri, &headers, body, self.timeout)
             .await
-            .map_err(|e| connection_error(&e))?;
-        let status = resp.status();
-        let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
-        let text = resp.bytes().await.unwrap_or_default();
+            .map_err(|f| ExportError::Retryable {
+                message: format!("cannot reach Pyroscope: {f}"),
+                after: None,
+            })?;
+        let status = StatusCode::from_u16(answer.status).map_err(|_| {
+            ExportError::Permanent(format!("Pyroscope answered status {}", answer.status))
+        })?;
+        let retry_after = answer
+            .retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok());
+        let text = answer.body;
         match classify(status, retry_after.as_ref(), SystemTime::now()) {
             None => Ok(text),
             Some(mut e) => {
@@ -161,11 +186,22 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn gzip(data: &[u8]) -> std::io::Result<Bytes> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(data)?;
-    Ok(Bytes::from(enc.finish()?))
+/// `application/x-www-form-urlencoded` encoding of one key or value.
+fn form_encode(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+    }
 }
 
 /// What an answer means for the request: `None` when it was accepted; otherwise
@@ -193,21 +229,6 @@ pub fn classify(
         },
         _ => ExportError::Permanent(message),
     })
-}
-
-/// Connection refused, reset, timed out: all worth retrying.
-fn connection_error(e: &reqwest::Error) -> ExportError {
-    let mut message = format!("cannot reach Pyroscope: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    ExportError::Retryable {
-        message,
-        after: None,
-    }
 }
 
 /// `Retry-After` as a wait: delay-seconds or an HTTP date (a past date means now).
@@ -281,7 +302,7 @@ mod tests {
             body: Bytes::new(),
         };
         assert_eq!(
-            c.url(&req).as_str(),
+            c.url(&req),
             "http://h:4040/prefix/ingest?name=a.wall%7Bk%3Dv+w%7D&from=1"
         );
     }

@@ -1,28 +1,17 @@
 //! The Zipkin exporter's HTTP transport: POSTs an encoded body (gzip or not) to the
 //! collector and classifies the answer for the pipeline's retry loop. It knows nothing
 //! about OpenTelemetry.
-//!
-//! HTTP/1.1 and HTTP/2 (by ALPN over TLS) through hyper's pooled client; TLS is rustls
-//! with the `ring` provider, passed explicitly (no process-wide default is installed),
-//! trusting the system's CA certificates.
+//! The HTTP client itself is the shared one of `exporter::http`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{
-    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
-};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::Uri;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::exporter::ExportError;
+use crate::exporter::http::{self as client, HttpClient};
 use crate::selfmetrics as m;
 
 /// How much of an error response is kept for the log.
@@ -64,10 +53,8 @@ pub enum SetupError {
     Endpoint(String),
     #[error("header `{0}`: invalid name or value")]
     Header(String),
-    #[error("TLS: no CA certificates found in the system's store ({0})")]
-    NoRootCertificates(String),
-    #[error("TLS: {0}")]
-    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Client(#[from] client::SetupError),
 }
 
 /// What the transport is built from (the config, minus what it does not need).
@@ -84,7 +71,7 @@ pub struct Settings<'a> {
 
 /// POSTs bodies to one URL.
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpClient,
     uri: Uri,
     headers: HeaderMap,
     timeout: Duration,
@@ -134,17 +121,7 @@ impl Transport {
         if s.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        let tls = tls_config(uri.scheme_str() == Some("https"))?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let client = HttpClient::new(uri.scheme_str() == Some("https"))?;
         Ok(Self {
             client,
             uri,
@@ -163,12 +140,7 @@ impl Transport {
         if !self.gzip {
             return Ok(Bytes::from(encoded));
         }
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(encoded.len() / 4 + 64),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(&encoded)?;
-        Ok(Bytes::from(gz.finish()?))
+        client::gzip(&encoded)
     }
 
     /// POSTs `body` once, within the timeout.
@@ -177,52 +149,23 @@ impl Transport {
     /// [`ExportError::Retryable`] for timeouts, connection errors, 429 and 5xx;
     /// [`ExportError::Permanent`] for other answers that are not 2xx.
     pub async fn post(&self, body: Bytes) -> Result<(), ExportError> {
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .body(Full::new(body))
-            .map_err(|e| ExportError::Permanent(format!("cannot build request: {e}")))?;
-        req.headers_mut().extend(self.headers.clone());
-        let exchange = async {
-            let resp = self.client.request(req).await?;
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            // Read (a bounded part of) the body: it says why, and frees the connection.
-            let text = match Limited::new(resp.into_body(), MAX_ERROR_BODY)
-                .collect()
-                .await
-            {
-                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                Err(_) => String::from("(long body not shown)"),
-            };
-            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, text))
-        };
-        let (status, retry_after, text) = match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => {
-                let outcome = if e.is_connect() {
-                    "connect_error"
-                } else {
-                    "io_error"
-                };
-                self.count(outcome);
+        let answer = match self
+            .client
+            .post(self.uri.clone(), &self.headers, body, self.timeout)
+            .await
+        {
+            Ok(a) => a,
+            Err(f) => {
+                self.count(f.outcome());
                 return Err(ExportError::Retryable {
-                    message: format!("POST {}: {}", self.uri, error_chain(&e)),
-                    after: None,
-                });
-            }
-            Err(_) => {
-                self.count("timeout");
-                return Err(ExportError::Retryable {
-                    message: format!("POST {}: no answer within {:?}", self.uri, self.timeout),
+                    message: format!("POST {}: {f}", self.uri),
                     after: None,
                 });
             }
         };
+        let (status, retry_after) = (answer.status, answer.retry_after);
+        let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(MAX_ERROR_BODY)])
+            .into_owned();
         self.count(match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -245,39 +188,6 @@ impl Transport {
         metrics::counter!(m::EXPORTER_HTTP_REQUESTS, "exporter" => self.exporter.clone(), "outcome" => outcome)
             .increment(1);
     }
-}
-
-/// An error and its sources, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
-
-/// rustls with the `ring` provider; the system's CA certificates when `https` is true.
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, SetupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if https {
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            let why = found
-                .errors
-                .first()
-                .map_or_else(|| "none found".to_owned(), ToString::to_string);
-            return Err(SetupError::NoRootCertificates(why));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 #[cfg(test)]
@@ -366,7 +276,13 @@ mod tests {
                     .expect_err("nothing listens");
                 assert!(matches!(err, ExportError::Retryable { .. }), "{err:?}");
             }
-            Err(e) => assert!(matches!(e, SetupError::NoRootCertificates(_)), "{e}"),
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    SetupError::Client(client::SetupError::NoRootCertificates(_))
+                ),
+                "{e}"
+            ),
         }
     }
 
