@@ -13,3 +13,4 @@ pub mod exporter;
 pub mod pipeline;
 pub mod receiver;
 pub mod selfmetrics;
+pub mod testdata;

@@ -1,7 +1,8 @@
 //! The gateway's own metrics: every name is defined here, with its help text.
 //!
-//! Labels are low-cardinality only (`receiver`, `exporter`, `reason`, `outcome`, `map`);
-//! never a trace id, a service name or anything else that grows with traffic.
+//! Labels are low-cardinality only (`receiver`, `exporter`, `reason`, `outcome`, `map`,
+//! and `route`/`action`, whose values the config fixes); never a trace id, a service name
+//! or anything else that grows with traffic.
 
 use std::sync::OnceLock;
 
@@ -33,6 +34,10 @@ pub const EXPORTER_SPANS_DROPPED: &str = "bridge_exporter_spans_dropped_total";
 pub const EXPORTER_SEND_DURATION: &str = "bridge_exporter_send_duration_seconds";
 /// Export attempts that will be retried, per `exporter`.
 pub const EXPORTER_RETRIES: &str = "bridge_exporter_retries_total";
+
+/// Spans each route decided on, per `route` (its name, or `default`) and `action`
+/// (`export`, `drop`, `sampled_out`).
+pub const ROUTE_SPANS: &str = "bridge_route_spans_total";
 
 /// Identity mapping cache lookups that found an entry, per `map`.
 pub const ID_CACHE_HITS: &str = "bridge_id_cache_hits_total";
@@ -100,6 +105,10 @@ fn describe() {
     describe_counter!(EXPORTER_SPANS_DROPPED, "Spans dropped before export.");
     describe_histogram!(EXPORTER_SEND_DURATION, "Time of one export call.");
     describe_counter!(EXPORTER_RETRIES, "Export attempts that will be retried.");
+    describe_counter!(
+        ROUTE_SPANS,
+        "Spans each route decided on: exported, dropped, or sampled out."
+    );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");

@@ -14,6 +14,7 @@
 //! The receiver never awaits an exporter: admission is `try_acquire`, never a wait.
 
 pub mod router;
+pub mod rules;
 pub mod worker;
 
 use std::sync::Arc;
@@ -26,13 +27,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 use crate::config::{BatchConfig, ExporterConfig, OnFull, RetryConfig};
 use crate::selfmetrics as m;
-use router::Router;
+use router::{RouteOverrides, Router};
 
 /// The valid spans of one request (or the part of it routed to one exporter).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Block {
     pub resource_spans: Vec<ResourceSpans>,
     pub span_count: usize,
+    /// What the route that chose these spans sets for the Pinpoint exporter; `None`
+    /// when it sets nothing (and always, on a block fresh from a receiver).
+    pub overrides: Option<Arc<RouteOverrides>>,
 }
 
 impl Block {
@@ -47,6 +51,7 @@ impl Block {
         Self {
             resource_spans,
             span_count,
+            overrides: None,
         }
     }
 }

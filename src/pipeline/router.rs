@@ -1,33 +1,824 @@
 //! Routing: which exporters receive which spans.
 //!
-//! This is the seam for config-driven routing rules. Today there is one route, "every
-//! exporter gets every span", which shares one block among all exporters without copying.
-//! A rule-based router replaces [`Router::route`]'s body and may split a block into
-//! per-exporter parts; the pipeline around it does not change.
+//! The routes of the config are tried in order for every span, and the first whose
+//! `match:` holds decides: send to its exporters (keeping only a fraction of traces when
+//! it samples), or drop. A span no route takes follows the default route (without
+//! `default_route:` in the config, every exporter gets it).
+//!
+//! Cost model, so that routing stays well under a microsecond per span:
+//! - resource conditions are evaluated once per `ResourceSpans`, scope conditions once
+//!   per `ScopeSpans`; only the routes that survive both are tried on each span, and a
+//!   surviving route without span conditions ends the list;
+//! - the span attributes any route looks at are found in one pass over the span's
+//!   attributes, the first time a route needs one; globs and regexes were compiled at
+//!   load, and exporter names resolved to queue indices;
+//! - spans are never cloned. When every span of a block takes the same way (the common
+//!   case), the block itself is shared, as one `Arc`, by all the exporters it goes to.
+//!   Otherwise the block is split into one part per destination, moving the spans and
+//!   rebuilding only the `ResourceSpans`/`ScopeSpans` that are divided.
+//!
+//! Routes with the same exporters and the same Pinpoint overrides share a destination,
+//! so their spans travel in one part.
 
 use std::sync::Arc;
 
-use super::{Block, SharedBlock};
+use metrics::Counter;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-/// Decides the exporters (by index, in config order) for each block.
-#[derive(Debug, Clone)]
-pub struct Router {
-    exporters: usize,
+use super::rules::{CodeSet, Condition, Match, Sampler, Val};
+use super::{Block, SharedBlock};
+use crate::config::{Destination, ExporterConfig, RouteAction, RoutingConfig};
+use crate::selfmetrics as m;
+
+/// What a route sets for the Pinpoint exporter on the spans it sends (`pinpoint:` in a
+/// route). Carried on the routed [`Block`]; other exporters ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteOverrides {
+    /// Pinpoint service type code (e.g. 1000 for a standalone Java application).
+    pub service_type: Option<i16>,
+    /// Pinpoint application name.
+    pub application_name: Option<String>,
 }
 
+/// The metric label of the default route.
+pub const DEFAULT_ROUTE: &str = "default";
+
+/// Decides, span by span, the exporters (by index, in config order) for each block.
+#[derive(Debug)]
+pub struct Router {
+    /// The configured routes in order, then the default route (always last, matches all).
+    rules: Box<[Rule]>,
+    destinations: Box<[Dest]>,
+    /// The span attribute keys any route looks at; a route refers to them by index.
+    span_keys: Box<[Box<str>]>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    matcher: Match,
+    /// `matcher.span` with keys resolved to indices into `Router::span_keys`.
+    span_attrs: Box<[(usize, Condition)]>,
+    span_level: bool,
+    sampler: Option<Sampler>,
+    /// Index into `Router::destinations`; `None` drops.
+    dest: Option<u32>,
+    counted: Counted,
+}
+
+#[derive(Debug)]
+struct Counted {
+    export: Counter,
+    drop: Counter,
+    sampled_out: Counter,
+}
+
+impl Counted {
+    fn new(route: &str) -> Self {
+        let c = |action: &'static str| metrics::counter!(m::ROUTE_SPANS, "route" => route.to_owned(), "action" => action);
+        Self {
+            export: c("export"),
+            drop: c("drop"),
+            sampled_out: c("sampled_out"),
+        }
+    }
+}
+
+/// Exporters that receive the same part, with what the part carries for them.
+#[derive(Debug)]
+struct Dest {
+    exporters: Box<[usize]>,
+    overrides: Option<Arc<RouteOverrides>>,
+}
+
+/// The decision for one span: a destination index, or `DROPPED`.
+const DROPPED: u32 = u32::MAX;
+
+/// Per-route span counts of one block: `[export, drop, sampled_out]`.
+type Tally = [u64; 3];
+
 impl Router {
-    /// Every exporter gets every span.
+    /// Every exporter gets every span, as one shared block (no routes configured).
     #[must_use]
     pub fn all(exporters: usize) -> Self {
-        Self { exporters }
+        Self::build(&[], None, &(0..exporters).collect::<Vec<_>>(), |_| None)
     }
 
-    /// Returns `(exporter index, the part of the block for it)` pairs.
+    /// The router `routing` describes; exporter names are resolved against `exporters`
+    /// (the pipeline's queues, in the same order). The config was validated at load, so
+    /// every name resolves.
+    #[must_use]
+    pub fn new(routing: &RoutingConfig, exporters: &[ExporterConfig]) -> Self {
+        let all: Vec<usize> = (0..exporters.len()).collect();
+        let routes: Vec<(&str, &Match, &RouteAction)> = routing
+            .routes
+            .iter()
+            .map(|r| (r.name.as_str(), &r.matcher, &r.action))
+            .collect();
+        Self::build(&routes, routing.default.as_ref(), &all, |name| {
+            exporters.iter().position(|e| e.name == name)
+        })
+    }
+
+    fn build(
+        routes: &[(&str, &Match, &RouteAction)],
+        default: Option<&RouteAction>,
+        all: &[usize],
+        index_of: impl Fn(&str) -> Option<usize>,
+    ) -> Self {
+        let mut span_keys: Vec<Box<str>> = Vec::new();
+        let mut destinations: Vec<Dest> = Vec::new();
+        let mut dest_of = |action: Option<&RouteAction>| -> Option<u32> {
+            let (exporters, overrides) = match action {
+                None => (all.to_vec(), None),
+                Some(RouteAction {
+                    destination: Destination::Drop,
+                    ..
+                }) => return None,
+                Some(RouteAction {
+                    destination: Destination::Exporters(names),
+                    pinpoint,
+                    ..
+                }) => {
+                    let mut ix: Vec<usize> = names.iter().filter_map(|n| index_of(n)).collect();
+                    ix.sort_unstable();
+                    ix.dedup();
+                    (ix, pinpoint.clone())
+                }
+            };
+            let found = destinations.iter().position(|d| {
+                *d.exporters == *exporters && d.overrides.as_deref() == overrides.as_ref()
+            });
+            let i = found.unwrap_or_else(|| {
+                destinations.push(Dest {
+                    exporters: exporters.into(),
+                    overrides: overrides.map(Arc::new),
+                });
+                destinations.len() - 1
+            });
+            u32::try_from(i).ok()
+        };
+        let mut rules = Vec::with_capacity(routes.len() + 1);
+        for (name, matcher, action) in routes {
+            let span_attrs = matcher
+                .span
+                .iter()
+                .map(|(k, c)| {
+                    let slot = span_keys.iter().position(|x| x == k).unwrap_or_else(|| {
+                        span_keys.push(k.clone());
+                        span_keys.len() - 1
+                    });
+                    (slot, c.clone())
+                })
+                .collect();
+            rules.push(Rule {
+                matcher: (*matcher).clone(),
+                span_attrs,
+                span_level: matcher.is_span_level(),
+                sampler: action.sample.map(Sampler::new),
+                dest: dest_of(Some(action)),
+                counted: Counted::new(name),
+            });
+        }
+        rules.push(Rule {
+            matcher: Match::default(),
+            span_attrs: Box::new([]),
+            span_level: false,
+            sampler: default.and_then(|d| d.sample).map(Sampler::new),
+            dest: dest_of(default),
+            counted: Counted::new(DEFAULT_ROUTE),
+        });
+        Self {
+            rules: rules.into(),
+            destinations: destinations.into(),
+            span_keys: span_keys.into(),
+        }
+    }
+
+    /// Returns `(exporter index, the part of the block for it)` pairs. An exporter may
+    /// appear more than once (parts with different Pinpoint overrides); a block whose
+    /// spans are all dropped yields nothing.
     #[must_use]
     pub fn route(&self, block: Block) -> Vec<(usize, SharedBlock)> {
-        let shared = Arc::new(block);
-        (0..self.exporters)
-            .map(|i| (i, Arc::clone(&shared)))
-            .collect()
+        let mut tally: Vec<Tally> = vec![[0; 3]; self.rules.len()];
+        let mut dest_spans = vec![0usize; self.destinations.len()];
+        let decisions = self.decide(&block, &mut tally, &mut dest_spans);
+        for (rule, t) in self.rules.iter().zip(&tally) {
+            for (counter, n) in [
+                &rule.counted.export,
+                &rule.counted.drop,
+                &rule.counted.sampled_out,
+            ]
+            .into_iter()
+            .zip(t)
+            {
+                if *n > 0 {
+                    counter.increment(*n);
+                }
+            }
+        }
+        let parts: Vec<(u32, Block)> = match uniform(&decisions) {
+            Some(DROPPED) => return Vec::new(),
+            Some(d) => vec![(d, block)],
+            None if decisions.is_empty() => return Vec::new(),
+            None => split(block, &decisions, self.destinations.len())
+                .into_iter()
+                .zip(0u32..)
+                .filter(|(rs, _)| !rs.is_empty())
+                .map(|(rs, d)| (d, Block::new(rs)))
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for (d, mut block) in parts {
+            let Some(dest) = self.destinations.get(d as usize) else {
+                continue;
+            };
+            block.overrides = dest.overrides.clone();
+            if let Some(n) = dest_spans.get(d as usize) {
+                block.span_count = *n;
+            }
+            let shared = Arc::new(block);
+            out.extend(dest.exporters.iter().map(|e| (*e, Arc::clone(&shared))));
+        }
+        out
+    }
+
+    /// One decision per span, in block order.
+    fn decide(&self, block: &Block, tally: &mut [Tally], dest_spans: &mut [usize]) -> Vec<u32> {
+        let mut decisions = Vec::with_capacity(block.span_count);
+        let mut resource_ok = vec![false; self.rules.len()];
+        let mut candidates: Vec<usize> = Vec::with_capacity(self.rules.len());
+        let mut attrs = SpanAttrs::new(&self.span_keys);
+        for rs in &block.resource_spans {
+            let resource = rs.resource.as_ref();
+            for (ok, rule) in resource_ok.iter_mut().zip(self.rules.iter()) {
+                *ok = rule.matcher.resource_matches(resource);
+            }
+            for ss in &rs.scope_spans {
+                // The routes this scope can reach, up to the first that takes every span.
+                candidates.clear();
+                for (i, rule) in self.rules.iter().enumerate() {
+                    if resource_ok[i] && rule.matcher.scope_matches(ss.scope.as_ref()) {
+                        candidates.push(i);
+                        if !rule.span_level {
+                            break;
+                        }
+                    }
+                }
+                for span in &ss.spans {
+                    attrs.reset();
+                    let chosen = candidates
+                        .iter()
+                        .copied()
+                        .find(|i| self.rules[*i].span_matches(span, &mut attrs))
+                        // The default route ends every list; this is never reached.
+                        .unwrap_or(self.rules.len() - 1);
+                    let rule = &self.rules[chosen];
+                    let decision = match rule.dest {
+                        None => {
+                            tally[chosen][1] += 1;
+                            DROPPED
+                        }
+                        Some(_) if rule.sampler.is_some_and(|s| !s.keeps(&span.trace_id)) => {
+                            tally[chosen][2] += 1;
+                            DROPPED
+                        }
+                        Some(d) => {
+                            tally[chosen][0] += 1;
+                            if let Some(n) = dest_spans.get_mut(d as usize) {
+                                *n += 1;
+                            }
+                            d
+                        }
+                    };
+                    decisions.push(decision);
+                }
+            }
+        }
+        decisions
+    }
+}
+
+impl Rule {
+    fn span_matches<'a>(&self, span: &'a Span, attrs: &mut SpanAttrs<'_, 'a>) -> bool {
+        if !self.span_level {
+            return true;
+        }
+        let m = &self.matcher;
+        m.kinds.is_none_or(|k: CodeSet| k.contains(span.kind))
+            && m.statuses
+                .is_none_or(|s| s.contains(span.status.as_ref().map_or(0, |s| s.code)))
+            && m.span_name.as_ref().is_none_or(|c| {
+                c.matches(
+                    Some(span.name.as_str())
+                        .filter(|n| !n.is_empty())
+                        .map(Val::Str),
+                )
+            })
+            && self
+                .span_attrs
+                .iter()
+                .all(|(slot, c)| c.matches(attrs.get(*slot, span)))
+    }
+}
+
+/// The values of the span attributes routes look at, found in one pass on first use.
+struct SpanAttrs<'k, 'a> {
+    keys: &'k [Box<str>],
+    values: Vec<Option<Val<'a>>>,
+    filled: bool,
+}
+
+impl<'k, 'a> SpanAttrs<'k, 'a> {
+    fn new(keys: &'k [Box<str>]) -> Self {
+        Self {
+            keys,
+            values: vec![None; keys.len()],
+            filled: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.filled = false;
+    }
+
+    fn get(&mut self, slot: usize, span: &'a Span) -> Option<Val<'a>> {
+        if !self.filled {
+            self.values.fill(None);
+            for kv in &span.attributes {
+                if let Some(i) = self.keys.iter().position(|k| **k == *kv.key)
+                    && self.values[i].is_none()
+                {
+                    self.values[i] = Some(Val::of(kv.value.as_ref()));
+                }
+            }
+            self.filled = true;
+        }
+        self.values.get(slot).copied().flatten()
+    }
+}
+
+/// The one value of `decisions` when they are all equal (`None` when mixed or empty).
+fn uniform(decisions: &[u32]) -> Option<u32> {
+    let (first, rest) = decisions.split_first()?;
+    rest.iter().all(|d| d == first).then_some(*first)
+}
+
+/// Moves every span to its destination's part; rebuilds (cloning only the resource and
+/// scope headers) the `ResourceSpans`/`ScopeSpans` whose spans go different ways.
+fn split(block: Block, decisions: &[u32], destinations: usize) -> Vec<Vec<ResourceSpans>> {
+    let mut parts: Vec<Vec<ResourceSpans>> = (0..destinations).map(|_| Vec::new()).collect();
+    let mut at = 0;
+    for rs in block.resource_spans {
+        let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+        let here = decisions.get(at..at + n).unwrap_or_default();
+        at += n;
+        match uniform(here) {
+            Some(DROPPED) => continue,
+            Some(d) => {
+                if let Some(p) = parts.get_mut(d as usize) {
+                    p.push(rs);
+                }
+                continue;
+            }
+            None if n == 0 => continue,
+            None => {}
+        }
+        let ResourceSpans {
+            resource,
+            scope_spans,
+            schema_url,
+        } = rs;
+        let mut scopes: Vec<Vec<ScopeSpans>> = (0..destinations).map(|_| Vec::new()).collect();
+        let mut at_scope = 0;
+        for ss in scope_spans {
+            let n = ss.spans.len();
+            let here_scope = here.get(at_scope..at_scope + n).unwrap_or_default();
+            at_scope += n;
+            match uniform(here_scope) {
+                Some(DROPPED) => continue,
+                Some(d) => {
+                    if let Some(s) = scopes.get_mut(d as usize) {
+                        s.push(ss);
+                    }
+                    continue;
+                }
+                None if n == 0 => continue,
+                None => {}
+            }
+            let ScopeSpans {
+                scope,
+                spans,
+                schema_url,
+            } = ss;
+            let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
+            for (span, d) in spans.into_iter().zip(here_scope) {
+                if let Some(slot) = divided.get_mut(*d as usize) {
+                    slot.get_or_insert_with(|| ScopeSpans {
+                        scope: scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: schema_url.clone(),
+                    })
+                    .spans
+                    .push(span);
+                }
+            }
+            for (s, part) in scopes.iter_mut().zip(divided) {
+                s.extend(part);
+            }
+        }
+        let used: Vec<usize> = (0..destinations)
+            .filter(|d| !scopes[*d].is_empty())
+            .collect();
+        let mut resource = Some(resource);
+        for (k, d) in used.iter().enumerate() {
+            // The last destination takes the original resource; the others get copies.
+            let r = if k + 1 == used.len() {
+                resource.take().flatten()
+            } else {
+                resource.clone().flatten()
+            };
+            parts[*d].push(ResourceSpans {
+                resource: r,
+                scope_spans: std::mem::take(&mut scopes[*d]),
+                schema_url: schema_url.clone(),
+            });
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::testdata;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, InstrumentationScope, KeyValue, any_value,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::Status;
+
+    fn router(routes_yaml: &str) -> Router {
+        let text = format!(
+            "receivers:\n  otlp:\n    grpc: {{ endpoint: 127.0.0.1:0 }}\nexporters:\n  a: {{ type: null }}\n  b: {{ type: null }}\n  c: {{ type: null }}\n{routes_yaml}"
+        );
+        let c = config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+        Router::new(&c.routing, &c.exporters)
+    }
+
+    fn s(v: &str) -> Option<AnyValue> {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        })
+    }
+
+    fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
+        KeyValue {
+            key: k.to_owned(),
+            value: v,
+            ..Default::default()
+        }
+    }
+
+    /// A span whose id is `id` (repeated), with a kind, a status code and attributes.
+    fn span(id: u8, kind: i32, status: i32, attrs: Vec<KeyValue>) -> Span {
+        Span {
+            trace_id: vec![id; 16],
+            span_id: vec![id; 8],
+            kind,
+            status: Some(Status {
+                code: status,
+                ..Default::default()
+            }),
+            attributes: attrs,
+            name: format!("span-{id}"),
+            ..Default::default()
+        }
+    }
+
+    fn resource_spans(service: &str, scopes: Vec<(&str, Vec<Span>)>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service))],
+                ..Default::default()
+            }),
+            scope_spans: scopes
+                .into_iter()
+                .map(|(name, spans)| ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: name.to_owned(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    ..Default::default()
+                })
+                .collect(),
+            schema_url: String::new(),
+        }
+    }
+
+    /// `(exporter, sorted span ids)` for every part, sorted.
+    fn ids(routed: &[(usize, SharedBlock)]) -> Vec<(usize, Vec<u8>)> {
+        let mut out: Vec<(usize, Vec<u8>)> = routed
+            .iter()
+            .map(|(e, b)| {
+                let mut ids: Vec<u8> = b
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.span_id[0])
+                    .collect();
+                ids.sort_unstable();
+                assert_eq!(ids.len(), b.span_count, "span_count is exact");
+                (*e, ids)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn no_routes_shares_one_block_with_every_exporter() {
+        let r = Router::all(3);
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]);
+        let routed = r.route(block);
+        assert_eq!(routed.len(), 3);
+        assert!(routed.iter().all(|(_, b)| Arc::ptr_eq(b, &routed[0].1)));
+        assert_eq!(
+            routed.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // Same through the config path without a routes section.
+        let routed = router("").route(Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]));
+        assert_eq!(routed.len(), 3);
+        assert!(
+            Router::all(0)
+                .route(Block::new(vec![resource_spans(
+                    "x",
+                    vec![("s", vec![span(1, 2, 0, vec![])])]
+                )]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn whole_block_on_one_route_is_shared_not_copied() {
+        let r = router(
+            "routes:\n  - name: pay\n    match: { resource: { service.name: { glob: 'pay*' } } }\n    to: [a, c]\n",
+        );
+        let block = Block::new(vec![
+            resource_spans(
+                "payments",
+                vec![("s", vec![span(1, 2, 0, vec![]), span(2, 3, 2, vec![])])],
+            ),
+            resource_spans("payroll", vec![("t", vec![span(3, 1, 0, vec![])])]),
+        ]);
+        let first_span: *const Span = &block.resource_spans[0].scope_spans[0].spans[0];
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(0, vec![1, 2, 3]), (2, vec![1, 2, 3])]);
+        assert!(
+            Arc::ptr_eq(&routed[0].1, &routed[1].1),
+            "one Arc for both exporters"
+        );
+        // The very same allocation: nothing was moved or copied.
+        assert!(std::ptr::eq(
+            &routed[0].1.resource_spans[0].scope_spans[0].spans[0],
+            first_span
+        ));
+        // Routes with the same exporters share a destination: still one block.
+        let r = router(
+            "routes:\n  - name: one\n    match: { kind: [server] }\n    to: [b]\n  - name: two\n    match: { kind: [client] }\n    to: [b]\ndefault_route: { to: [b] }\n",
+        );
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![
+                    span(1, 2, 0, vec![]),
+                    span(2, 3, 0, vec![]),
+                    span(3, 1, 0, vec![]),
+                ],
+            )],
+        )]);
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(1, vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn mixed_block_is_split_per_destination_first_match_wins() {
+        let r = router(
+            "routes:\n\
+             \x20 - name: errors\n    match: { status: [error] }\n    to: [a, b]\n\
+             \x20 - name: servers\n    match: { kind: [server] }\n    to: [b]\n\
+             \x20 - name: health\n    match: { span: { http.route: { eq: /health } } }\n    drop: true\n\
+             \x20 - name: jdbc\n    match: { scope: { name: { glob: '*jdbc*' } } }\n    to: [c]\n\
+             default_route: { to: [a] }\n",
+        );
+        let health = || vec![kv("http.route", s("/health"))];
+        let block = Block::new(vec![
+            resource_spans(
+                "payments",
+                vec![
+                    // error server span: first match (errors) wins over servers
+                    (
+                        "web",
+                        vec![
+                            span(1, 2, 2, vec![]),
+                            span(2, 2, 0, vec![]),
+                            span(3, 1, 0, health()),
+                        ],
+                    ),
+                    (
+                        "io.opentelemetry.jdbc",
+                        vec![span(4, 3, 0, vec![]), span(5, 3, 0, vec![])],
+                    ),
+                ],
+            ),
+            resource_spans("orders", vec![("web", vec![span(6, 1, 0, vec![])])]),
+        ]);
+        let routed = r.route(block);
+        assert_eq!(
+            ids(&routed),
+            vec![
+                (0, vec![1]),
+                (0, vec![6]),
+                (1, vec![1]),
+                (1, vec![2]),
+                (2, vec![4, 5])
+            ]
+        );
+        // The part for one destination is shared by its exporters.
+        let errors: Vec<&SharedBlock> = routed
+            .iter()
+            .filter(|(_, b)| {
+                b.span_count == 1 && b.resource_spans[0].scope_spans[0].spans[0].span_id[0] == 1
+            })
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(errors.len(), 2);
+        assert!(Arc::ptr_eq(errors[0], errors[1]));
+        // Rebuilt resources and scopes keep their headers; a whole scope moves as is.
+        let jdbc = &routed.iter().find(|(e, _)| *e == 2).expect("c").1;
+        assert_eq!(jdbc.resource_spans.len(), 1);
+        assert_eq!(
+            jdbc.resource_spans[0]
+                .resource
+                .as_ref()
+                .map(|r| r.attributes[0].value.clone()),
+            Some(s("payments"))
+        );
+        assert_eq!(
+            jdbc.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("io.opentelemetry.jdbc")
+        );
+        let web_errors = &errors[0].resource_spans[0];
+        assert_eq!(
+            web_errors.scope_spans[0]
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("web")
+        );
+        assert_eq!(
+            web_errors.resource.as_ref().map(|r| r.attributes.len()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn everything_dropped_yields_nothing() {
+        let r = router("routes:\n  - name: all\n    drop: true\n");
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]);
+        assert!(r.route(block).is_empty());
+        assert!(r.route(Block::default()).is_empty());
+    }
+
+    #[test]
+    fn sampling_keeps_whole_traces_by_trace_id() {
+        let r = router(
+            "routes:\n  - name: half\n    match: { kind: [server] }\n    sample: 0.5\n    to: [a]\ndefault_route: { drop: true }\n",
+        );
+        // Trace 0xff.. has randomness above 2^55 (kept), trace 0x01.. below (sampled out).
+        let spans = vec![span(0xff, 2, 0, vec![]), span(0x01, 2, 0, vec![])];
+        let mut kept_twin = span(0xff, 2, 0, vec![]);
+        kept_twin.span_id = vec![0xfe; 8];
+        let mut spans = spans;
+        spans.push(kept_twin);
+        let block = Block::new(vec![resource_spans("x", vec![("s", spans)])]);
+        assert_eq!(ids(&r.route(block)), vec![(0, vec![0xfe, 0xff])]);
+    }
+
+    #[test]
+    fn pinpoint_overrides_arrive_in_the_block() {
+        let r = router(
+            "routes:\n\
+             \x20 - name: pay\n    match: { resource: { service.name: payments } }\n    to: [a, b]\n    pinpoint: { service_type: 1210, application_name: pay-app }\n\
+             \x20 - name: plain\n    match: { resource: { service.name: orders } }\n    to: [a]\n",
+        );
+        let block = Block::new(vec![
+            resource_spans("payments", vec![("s", vec![span(1, 2, 0, vec![])])]),
+            resource_spans("orders", vec![("s", vec![span(2, 2, 0, vec![])])]),
+        ]);
+        let routed = r.route(block);
+        // Exporter a gets two parts: one with overrides, one without.
+        assert_eq!(ids(&routed), vec![(0, vec![1]), (0, vec![2]), (1, vec![1])]);
+        for (_, b) in &routed {
+            let id = b.resource_spans[0].scope_spans[0].spans[0].span_id[0];
+            let want = (id == 1).then(|| RouteOverrides {
+                service_type: Some(1210),
+                application_name: Some("pay-app".into()),
+            });
+            assert_eq!(b.overrides.as_deref(), want.as_ref(), "span {id}");
+        }
+    }
+
+    #[test]
+    fn spans_without_attributes_and_scopes_route_by_default() {
+        let r = router(
+            "routes:\n  - name: attr\n    match: { span: { k: { exists: true } }, scope: { version: { exists: false } } }\n    to: [b]\ndefault_route: { to: [c] }\n",
+        );
+        let mut rs = resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![span(1, 2, 0, vec![kv("k", None)]), span(2, 2, 0, vec![])],
+            )],
+        );
+        rs.resource = None;
+        rs.scope_spans[0].scope = None;
+        assert_eq!(
+            ids(&r.route(Block::new(vec![rs]))),
+            vec![(1, vec![1]), (2, vec![2])]
+        );
+    }
+
+    #[test]
+    fn agrees_with_naive_first_match_on_generated_batches() {
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  a: { type: null }\n  b: { type: null }\n  c: { type: null }\n\
+             routes:\n\
+             \x20 - name: health\n    match: { span: { http.route: /health } }\n    drop: true\n\
+             \x20 - name: errors\n    match: { status: [error] }\n    to: [a, b]\n\
+             \x20 - name: db\n    match: { span: { db.system: { exists: true } }, resource: { service.name: { ne: orders } } }\n    to: [c]\n\
+             \x20 - name: pay\n    match: { resource: { service.name: { glob: 'pay*' } } }\n    to: [b]\n\
+             \x20 - name: jdbc\n    match: { scope: { name: { regex: 'jdbc$' } } }\n    to: [a]\n\
+             default_route: { to: [c] }\n";
+        let c = config::parse(text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = Router::new(&c.routing, &c.exporters);
+        for seed in 0..20 {
+            let batch = testdata::resource_spans(&testdata::Shape::default(), seed);
+            // The naive reading of the rules: every route tried on every span in order.
+            let mut want: Vec<(usize, Vec<u8>)> = Vec::new();
+            for rs in &batch {
+                for ss in &rs.scope_spans {
+                    for sp in &ss.spans {
+                        let route = c.routing.routes.iter().find(|rt| {
+                            rt.matcher.resource_matches(rs.resource.as_ref())
+                                && rt.matcher.scope_matches(ss.scope.as_ref())
+                                && rt.matcher.span_matches(sp)
+                        });
+                        let action =
+                            route.map_or(c.routing.default.as_ref(), |rt| Some(&rt.action));
+                        if let Some(Destination::Exporters(names)) = action.map(|a| &a.destination)
+                        {
+                            for n in names {
+                                let e = c
+                                    .exporters
+                                    .iter()
+                                    .position(|x| x.name == *n)
+                                    .expect("known");
+                                want.push((e, sp.span_id.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut got: Vec<(usize, Vec<u8>)> = r
+                .route(Block::new(batch))
+                .iter()
+                .flat_map(|(e, b)| {
+                    b.resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .flat_map(|s| &s.spans)
+                        .map(move |s| (*e, s.span_id.clone()))
+                })
+                .collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "seed {seed}");
+        }
     }
 }
