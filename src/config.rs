@@ -1290,6 +1290,229 @@ colour: blue
         assert!(parse_bytes("4XB").is_err());
     }
 
+    const TWO_EXPORTERS: &str = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  pinpoint: { type: null }\n  zipkin: { type: null }\n";
+
+    #[test]
+    fn routes_are_read_in_order_with_their_actions() {
+        let text = format!(
+            "{TWO_EXPORTERS}routes:\n\
+             \x20 - name: payments-debug\n\
+             \x20   match:\n\
+             \x20     resource: {{ service.name: {{ glob: 'pay*' }} }}\n\
+             \x20     scope: {{ name: io.opentelemetry.jdbc }}\n\
+             \x20     span: {{ http.response.status_code: {{ gte: 500 }} }}\n\
+             \x20     kind: [server, client]\n\
+             \x20     status: [error]\n\
+             \x20   sample: 0.1\n\
+             \x20   to: [pinpoint, zipkin]\n\
+             \x20   pinpoint: {{ service_type: 1700, application_name: payments }}\n\
+             \x20 - name: health\n\
+             \x20   match: {{ span_name: {{ glob: 'GET /health*' }} }}\n\
+             \x20   drop: true\n\
+             default_route: {{ to: zipkin }}\n"
+        );
+        let c = parse(&text, &no_env).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = &c.routing;
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[0].name, "payments-debug");
+        assert_eq!(
+            r.routes[0].action.destination,
+            Destination::Exporters(vec!["pinpoint".into(), "zipkin".into()])
+        );
+        assert_eq!(r.routes[0].action.sample, Some(0.1));
+        assert_eq!(
+            r.routes[0].action.pinpoint,
+            Some(RouteOverrides {
+                service_type: Some(1700),
+                application_name: Some("payments".into())
+            })
+        );
+        let m = &r.routes[0].matcher;
+        assert!(m.is_span_level() && !m.is_all());
+        assert_eq!((m.resource.len(), m.span.len()), (1, 1));
+        assert!(m.scope_name.is_some() && m.kinds.is_some() && m.statuses.is_some());
+        assert_eq!(r.routes[1].action.destination, Destination::Drop);
+        assert_eq!(
+            r.default.as_ref().map(|d| &d.destination),
+            Some(&Destination::Exporters(vec!["zipkin".into()]))
+        );
+        // No routes section: no routes and no default (every exporter gets everything).
+        let c = parse(TWO_EXPORTERS, &no_env).expect("valid");
+        assert!(c.routing.routes.is_empty() && c.routing.default.is_none());
+    }
+
+    #[test]
+    fn route_contradictions_are_errors_with_paths() {
+        let route = "  - name: ok\n    match: { kind: [server] }\n    to: [pinpoint]\n";
+        // (routes section, path, part of the message)
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("routes:\n{route}  - name: both\n    to: [zipkin]\n    drop: true\n"),
+                "routes[1].drop",
+                "contradiction",
+            ),
+            (
+                "routes:\n  - name: all\n    to: [pinpoint]\n  - name: later\n    match: { kind: [client] }\n    to: [zipkin]\n".into(),
+                "routes[1]",
+                "unreachable: routes[0] (`all`)",
+            ),
+            (
+                "routes:\n  - name: all\n    match: {}\n    drop: true\ndefault_route: { to: [pinpoint] }\n".into(),
+                "default_route",
+                "unreachable",
+            ),
+            (
+                format!("routes:\n{route}  - name: again\n    match: {{ kind: [server] }}\n    to: [zipkin]\n"),
+                "routes[1].match",
+                "the same match as routes[0]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: 0\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: 1.5\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: half\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    match: {{ kind: [client] }}\n    sample: 0.5\n    drop: true\n"),
+                "routes[1].sample",
+                "sampling on a route that drops",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ span: {{ http.response.status_code: {{ gt: 599, lt: 500 }} }} }}\n    to: [zipkin]\n"),
+                "routes[1].match.span[\"http.response.status_code\"]",
+                "`gt: 599` and `lt: 500`",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n  - name: u\n    match: {{ kind: [producer] }}\n    to: [pinpoint, jaeger]\n"),
+                "routes[2].to[1]",
+                "unknown exporter `jaeger` (exporters: pinpoint, zipkin)",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin, zipkin]\n"),
+                "routes[1].to[1]",
+                "listed twice",
+            ),
+            (
+                format!("routes:\n{route}  - name: ok\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "duplicate route name `ok` (also routes[0])",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: []\n"),
+                "routes[1].to",
+                "at least one exporter",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n"),
+                "routes[1]",
+                "needs `to",
+            ),
+            (
+                format!("routes:\n{route}  - match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "missing",
+            ),
+            (
+                format!("routes:\n{route}  - name: default\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "reserved",
+            ),
+            (
+                format!("routes:\n{route}  - name: 'a b'\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "[a-zA-Z0-9_-]",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    tos: [zipkin]\n    to: [zipkin]\n"),
+                "routes[1].tos",
+                "unknown key",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ span_name: {{ regex: 'GET (' }} }}\n    to: [zipkin]\n"),
+                "routes[1].match.span_name.regex",
+                "invalid regex",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{ service_type: 70000 }}\n"),
+                "routes[1].pinpoint.service_type",
+                "1 to 32767",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{ application_name: 'a-name-much-longer-than-pinpoint-allows' }}\n"),
+                "routes[1].pinpoint.application_name",
+                "1 to 24 characters",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    drop: true\n    pinpoint: {{ service_type: 1000 }}\n"),
+                "routes[1].pinpoint",
+                "contradiction",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{}}\n"),
+                "routes[1].pinpoint",
+                "service_type and/or application_name",
+            ),
+            ("routes: { name: x }\n".into(), "routes", "list"),
+            (
+                "default_route: { to: [pinpoint], match: { kind: [server] } }\n".into(),
+                "default_route.match",
+                "unknown key",
+            ),
+            ("default_route: {}\n".into(), "default_route", "needs `to"),
+        ];
+        for (routes, path, message) in cases {
+            let text = format!("{TWO_EXPORTERS}{routes}");
+            let errs = parse(&text, &no_env).expect_err(&routes);
+            assert!(
+                errs.iter()
+                    .any(|e| e.path == path && e.message.contains(message)),
+                "{routes}\nwant {path}: {message}\ngot {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_route_error_is_reported_at_once() {
+        let text = format!(
+            "{TWO_EXPORTERS}routes:\n\
+             \x20 - name: a\n    match: {{ span: {{ k: {{ regex: '[' }} }} }}\n    to: [nope]\n\
+             \x20 - name: a\n    match: {{ kind: [sever] }}\n    sample: 2\n    to: [zipkin]\n\
+             exporters_typo: 1\n"
+        );
+        let errs = parse(&text, &no_env).expect_err("invalid");
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "routes[0].match.span[\"k\"].regex",
+            "routes[0].to[0]",
+            "routes[1].name",
+            "routes[1].match.kind[0]",
+            "routes[1].sample",
+            "exporters_typo",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {errs:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_may_name_an_exporter_whose_own_config_is_wrong() {
+        // Only the exporter's own error is reported, not a confusing "unknown exporter".
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  broken: { type: file }\nroutes:\n  - name: r\n    to: [broken]\n";
+        let errs = parse(text, &no_env).expect_err("invalid");
+        assert!(
+            errs.iter().all(|e| e.path.starts_with("exporters.broken")),
+            "{errs:?}"
+        );
+    }
+
     #[test]
     fn invalid_yaml_is_reported() {
         let errs = parse("receivers: [unclosed", &no_env).expect_err("invalid");
