@@ -82,18 +82,38 @@ pub struct RouteConfig {
 #[derive(Debug, Clone)]
 pub struct RouteAction {
     pub destination: Destination,
-    /// `sample:`: the fraction of traces kept, by trace id; the rest are dropped.
+    /// `sample:`: the fraction of traces kept (by trace id) for all of the route's
+    /// exporters; the spans of the other traces are dropped.
     pub sample: Option<f64>,
     /// `pinpoint:`: service type and application name for the Pinpoint exporter.
     pub pinpoint: Option<RouteOverrides>,
 }
 
 /// `to: [...]` or `drop: true`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Destination {
-    /// Exporter names, as written.
-    Exporters(Vec<String>),
+    Exporters(Vec<ExporterRef>),
     Drop,
+}
+
+/// One entry of `to:`: an exporter name, or `{ exporter: NAME, sample: FRACTION }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterRef {
+    pub exporter: String,
+    /// This exporter gets only this fraction of the route's traces (by trace id), for
+    /// instance a debug copy; the route's other exporters still get every span.
+    pub sample: Option<f64>,
+}
+
+impl ExporterRef {
+    /// An entry without its own sample.
+    #[must_use]
+    pub fn all(exporter: &str) -> Self {
+        Self {
+            exporter: exporter.to_owned(),
+            sample: None,
+        }
+    }
 }
 
 /// A listening address, `host:port` (port 0 picks a free port).
@@ -787,8 +807,8 @@ fn route_action(
     };
     let sample = match map.get("sample") {
         None => None,
-        Some(v) => match v.as_f64() {
-            Some(x) if x > 0.0 && x <= 1.0 => {
+        Some(v) => match fraction(v) {
+            Some(x) => {
                 if drop {
                     errors.push(err(
                         &join(path, "sample"),
@@ -823,12 +843,16 @@ fn route_action(
     })
 }
 
+/// How many entries of one `to:` may carry their own `sample` (each doubles the
+/// destinations the route can pick from).
+pub const MAX_SAMPLED_EXPORTERS: usize = 4;
+
 fn exporter_list(
     v: &Value,
     path: &str,
     exporters: &[String],
     errors: &mut Vec<ConfigError>,
-) -> Vec<String> {
+) -> Vec<ExporterRef> {
     let items = match v {
         Value::Array(items) => items.as_slice(),
         Value::String(_) => std::slice::from_ref(v),
@@ -843,25 +867,73 @@ fn exporter_list(
             "must name at least one exporter (to drop spans, write `drop: true`)",
         ));
     }
-    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let mut refs: Vec<ExporterRef> = Vec::with_capacity(items.len());
     for (j, item) in items.iter().enumerate() {
         let here = format!("{path}[{j}]");
-        match item.as_str() {
-            None => errors.push(err(&here, "must be an exporter name")),
-            Some(n) if !exporters.iter().any(|e| e == n) => errors.push(err(
-                &here,
+        let (name, name_path, sample) = match item {
+            Value::String(n) => (n.as_str(), here.clone(), None),
+            Value::Object(map) => {
+                unknown_keys(map, &here, &["exporter", "sample"], errors);
+                let sample = map.get("sample").and_then(|v| {
+                    let x = fraction(v);
+                    if x.is_none() {
+                        errors.push(err(
+                            &join(&here, "sample"),
+                            "must be a number in (0, 1]: the fraction of traces this exporter gets",
+                        ));
+                    }
+                    x
+                });
+                match map.get("exporter").and_then(Value::as_str) {
+                    Some(n) => (n, join(&here, "exporter"), sample),
+                    None => {
+                        errors.push(err(
+                            &join(&here, "exporter"),
+                            "missing: the exporter's name",
+                        ));
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                errors.push(err(
+                    &here,
+                    "must be an exporter name or { exporter: NAME, sample: FRACTION }",
+                ));
+                continue;
+            }
+        };
+        if !exporters.iter().any(|e| e == name) {
+            errors.push(err(
+                &name_path,
                 format!(
-                    "unknown exporter `{n}` (exporters: {})",
+                    "unknown exporter `{name}` (exporters: {})",
                     exporters.join(", ")
                 ),
-            )),
-            Some(n) if names.iter().any(|x| x == n) => {
-                errors.push(err(&here, format!("`{n}` is listed twice")));
-            }
-            Some(n) => names.push(n.to_owned()),
+            ));
+        } else if refs.iter().any(|r| r.exporter == name) {
+            errors.push(err(&name_path, format!("`{name}` is listed twice")));
+        } else {
+            refs.push(ExporterRef {
+                exporter: name.to_owned(),
+                sample,
+            });
         }
     }
-    names
+    if refs.iter().filter(|r| r.sample.is_some()).count() > MAX_SAMPLED_EXPORTERS {
+        errors.push(err(
+            path,
+            format!(
+                "at most {MAX_SAMPLED_EXPORTERS} exporters of one route may have their own sample"
+            ),
+        ));
+    }
+    refs
+}
+
+/// A sampling ratio: a number in (0, 1].
+fn fraction(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| *x > 0.0 && *x <= 1.0)
 }
 
 /// The longest application name every Pinpoint collector accepts (later versions take
@@ -1309,15 +1381,21 @@ colour: blue
              \x20 - name: health\n\
              \x20   match: {{ span_name: {{ glob: 'GET /health*' }} }}\n\
              \x20   drop: true\n\
+             \x20 - name: copy\n\
+             \x20   match: {{ kind: [internal] }}\n\
+             \x20   to: [pinpoint, {{ exporter: zipkin, sample: 0.25 }}]\n\
              default_route: {{ to: zipkin }}\n"
         );
         let c = parse(&text, &no_env).unwrap_or_else(|e| panic!("{e:?}"));
         let r = &c.routing;
-        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes.len(), 3);
         assert_eq!(r.routes[0].name, "payments-debug");
         assert_eq!(
             r.routes[0].action.destination,
-            Destination::Exporters(vec!["pinpoint".into(), "zipkin".into()])
+            Destination::Exporters(vec![
+                ExporterRef::all("pinpoint"),
+                ExporterRef::all("zipkin")
+            ])
         );
         assert_eq!(r.routes[0].action.sample, Some(0.1));
         assert_eq!(
@@ -1333,8 +1411,18 @@ colour: blue
         assert!(m.scope_name.is_some() && m.kinds.is_some() && m.statuses.is_some());
         assert_eq!(r.routes[1].action.destination, Destination::Drop);
         assert_eq!(
+            r.routes[2].action.destination,
+            Destination::Exporters(vec![
+                ExporterRef::all("pinpoint"),
+                ExporterRef {
+                    exporter: "zipkin".into(),
+                    sample: Some(0.25)
+                }
+            ])
+        );
+        assert_eq!(
             r.default.as_ref().map(|d| &d.destination),
-            Some(&Destination::Exporters(vec!["zipkin".into()]))
+            Some(&Destination::Exporters(vec![ExporterRef::all("zipkin")]))
         );
         // No routes section: no routes and no default (every exporter gets everything).
         let c = parse(TWO_EXPORTERS, &no_env).expect("valid");
@@ -1460,6 +1548,31 @@ colour: blue
                 format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{}}\n"),
                 "routes[1].pinpoint",
                 "service_type and/or application_name",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin, {{ exporter: pinpoint, sample: 0 }}]\n"),
+                "routes[1].to[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ sample: 0.5 }}]\n"),
+                "routes[1].to[0].exporter",
+                "missing",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ exporter: jaeger }}]\n"),
+                "routes[1].to[0].exporter",
+                "unknown exporter",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ exporter: zipkin, rate: 1 }}]\n"),
+                "routes[1].to[0].rate",
+                "unknown key",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [[zipkin]]\n"),
+                "routes[1].to[0]",
+                "exporter name or",
             ),
             ("routes: { name: x }\n".into(), "routes", "list"),
             (

@@ -27,7 +27,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::rules::{CodeSet, Condition, Match, Sampler, Val};
 use super::{Block, SharedBlock};
-use crate::config::{Destination, ExporterConfig, RouteAction, RoutingConfig};
+use crate::config::{Destination, ExporterConfig, ExporterRef, RouteAction, RoutingConfig};
 use crate::selfmetrics as m;
 
 /// What a route sets for the Pinpoint exporter on the spans it sends (`pinpoint:` in a
@@ -59,10 +59,41 @@ struct Rule {
     /// `matcher.span` with keys resolved to indices into `Router::span_keys`.
     span_attrs: Box<[(usize, Condition)]>,
     span_level: bool,
+    /// The route's own `sample`: spans of the other traces are dropped.
     sampler: Option<Sampler>,
-    /// Index into `Router::destinations`; `None` drops.
-    dest: Option<u32>,
+    targets: Targets,
     counted: Counted,
+}
+
+/// Where a rule's spans go (destinations are indices into `Router::destinations`).
+#[derive(Debug)]
+enum Targets {
+    Drop,
+    Fixed(u32),
+    /// Some exporters sample on their own: bit `i` of the index into `variants` says
+    /// whether `samplers[i]` keeps the trace; `None` is "no exporter left".
+    PerTrace {
+        samplers: Box<[Sampler]>,
+        variants: Box<[Option<u32>]>,
+    },
+}
+
+impl Targets {
+    /// The destination for a span of trace `trace_id` (`None`: sampled out everywhere).
+    fn pick(&self, trace_id: &[u8]) -> Option<u32> {
+        match self {
+            Self::Drop => None,
+            Self::Fixed(d) => Some(*d),
+            Self::PerTrace { samplers, variants } => {
+                let mask = samplers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.keeps(trace_id))
+                    .fold(0usize, |m, (bit, _)| m | 1 << bit);
+                variants.get(mask).copied().flatten()
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -127,35 +158,64 @@ impl Router {
     ) -> Self {
         let mut span_keys: Vec<Box<str>> = Vec::new();
         let mut destinations: Vec<Dest> = Vec::new();
-        let mut dest_of = |action: Option<&RouteAction>| -> Option<u32> {
-            let (exporters, overrides) = match action {
-                None => (all.to_vec(), None),
-                Some(RouteAction {
-                    destination: Destination::Drop,
-                    ..
-                }) => return None,
-                Some(RouteAction {
-                    destination: Destination::Exporters(names),
-                    pinpoint,
-                    ..
-                }) => {
-                    let mut ix: Vec<usize> = names.iter().filter_map(|n| index_of(n)).collect();
-                    ix.sort_unstable();
-                    ix.dedup();
-                    (ix, pinpoint.clone())
-                }
-            };
-            let found = destinations.iter().position(|d| {
-                *d.exporters == *exporters && d.overrides.as_deref() == overrides.as_ref()
-            });
+        // The destination for exactly these exporters and overrides (`None`: no exporter).
+        let mut dest_of = |mut exporters: Vec<usize>, overrides: Option<&RouteOverrides>| {
+            exporters.sort_unstable();
+            exporters.dedup();
+            if exporters.is_empty() {
+                return None;
+            }
+            let found = destinations
+                .iter()
+                .position(|d| *d.exporters == *exporters && d.overrides.as_deref() == overrides);
             let i = found.unwrap_or_else(|| {
                 destinations.push(Dest {
                     exporters: exporters.into(),
-                    overrides: overrides.map(Arc::new),
+                    overrides: overrides.cloned().map(Arc::new),
                 });
                 destinations.len() - 1
             });
             u32::try_from(i).ok()
+        };
+        let mut targets = |action: Option<&RouteAction>| -> Targets {
+            let Some(action) = action else {
+                return dest_of(all.to_vec(), None).map_or(Targets::Drop, Targets::Fixed);
+            };
+            let Destination::Exporters(refs) = &action.destination else {
+                return Targets::Drop;
+            };
+            let resolve = |r: &ExporterRef| index_of(&r.exporter);
+            let always: Vec<usize> = refs
+                .iter()
+                .filter(|r| r.sample.is_none())
+                .filter_map(resolve)
+                .collect();
+            let sampled: Vec<(usize, Sampler)> = refs
+                .iter()
+                .filter_map(|r| Some((resolve(r)?, Sampler::new(r.sample?))))
+                .collect();
+            let overrides = action.pinpoint.as_ref();
+            if sampled.is_empty() {
+                return dest_of(always, overrides).map_or(Targets::Drop, Targets::Fixed);
+            }
+            // One destination per combination of sampled exporters that keep a trace.
+            let variants = (0..1usize << sampled.len())
+                .map(|mask| {
+                    let mut exporters = always.clone();
+                    exporters.extend(
+                        sampled
+                            .iter()
+                            .enumerate()
+                            .filter(|(bit, _)| mask & (1 << bit) != 0)
+                            .map(|(_, (e, _))| *e),
+                    );
+                    dest_of(exporters, overrides)
+                })
+                .collect();
+            Targets::PerTrace {
+                samplers: sampled.iter().map(|(_, s)| *s).collect(),
+                variants,
+            }
         };
         let mut rules = Vec::with_capacity(routes.len() + 1);
         for (name, matcher, action) in routes {
@@ -175,7 +235,7 @@ impl Router {
                 span_attrs,
                 span_level: matcher.is_span_level(),
                 sampler: action.sample.map(Sampler::new),
-                dest: dest_of(Some(action)),
+                targets: targets(Some(*action)),
                 counted: Counted::new(name),
             });
         }
@@ -184,7 +244,7 @@ impl Router {
             span_attrs: Box::new([]),
             span_level: false,
             sampler: default.and_then(|d| d.sample).map(Sampler::new),
-            dest: dest_of(default),
+            targets: targets(default),
             counted: Counted::new(DEFAULT_ROUTE),
         });
         Self {
@@ -273,22 +333,25 @@ impl Router {
                         // The default route ends every list; this is never reached.
                         .unwrap_or(self.rules.len() - 1);
                     let rule = &self.rules[chosen];
-                    let decision = match rule.dest {
-                        None => {
+                    let kept = rule.sampler.is_none_or(|s| s.keeps(&span.trace_id));
+                    let decision = match &rule.targets {
+                        Targets::Drop => {
                             tally[chosen][1] += 1;
                             DROPPED
                         }
-                        Some(_) if rule.sampler.is_some_and(|s| !s.keeps(&span.trace_id)) => {
-                            tally[chosen][2] += 1;
-                            DROPPED
-                        }
-                        Some(d) => {
-                            tally[chosen][0] += 1;
-                            if let Some(n) = dest_spans.get_mut(d as usize) {
-                                *n += 1;
+                        t => match t.pick(&span.trace_id).filter(|_| kept) {
+                            None => {
+                                tally[chosen][2] += 1;
+                                DROPPED
                             }
-                            d
-                        }
+                            Some(d) => {
+                                tally[chosen][0] += 1;
+                                if let Some(n) = dest_spans.get_mut(d as usize) {
+                                    *n += 1;
+                                }
+                                d
+                            }
+                        },
                     };
                     decisions.push(decision);
                 }
@@ -722,6 +785,45 @@ mod tests {
     }
 
     #[test]
+    fn an_exporter_can_sample_its_own_copy() {
+        // Every span goes to a; b gets the traces its sample keeps (a debug copy).
+        let r = router(
+            "routes:\n  - name: only-b\n    match: { kind: [client] }\n    to: [{ exporter: b, sample: 0.5 }]\n\
+             default_route: { to: [a, { exporter: b, sample: 0.5 }] }\n",
+        );
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![
+                    span(0xff, 2, 0, vec![]),
+                    span(0x01, 2, 0, vec![]),
+                    span(0xfe, 3, 0, vec![]),
+                    span(0x02, 3, 0, vec![]),
+                ],
+            )],
+        )]);
+        let routed = r.route(block);
+        // 0x01 and 0x02 are sampled out of b; the client span of 0x02 has nowhere else to go.
+        assert_eq!(
+            ids(&routed),
+            vec![
+                (0, vec![0x01]),
+                (0, vec![0xff]),
+                (1, vec![0xfe]),
+                (1, vec![0xff])
+            ]
+        );
+        // The kept trace's part is one block shared by a and b.
+        let kept: Vec<&SharedBlock> = routed
+            .iter()
+            .filter(|(_, b)| b.resource_spans[0].scope_spans[0].spans[0].span_id[0] == 0xff)
+            .map(|(_, b)| b)
+            .collect();
+        assert!(kept.len() == 2 && Arc::ptr_eq(kept[0], kept[1]));
+    }
+
+    #[test]
     fn pinpoint_overrides_arrive_in_the_block() {
         let r = router(
             "routes:\n\
@@ -797,7 +899,7 @@ mod tests {
                                 let e = c
                                     .exporters
                                     .iter()
-                                    .position(|x| x.name == *n)
+                                    .position(|x| x.name == n.exporter)
                                     .expect("known");
                                 want.push((e, sp.span_id.clone()));
                             }
