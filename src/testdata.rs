@@ -123,6 +123,12 @@ pub fn int(key: &str, value: i64) -> KeyValue {
     attr(key, any_value::Value::IntValue(value))
 }
 
+/// A bool attribute.
+#[must_use]
+pub fn boolean(key: &str, value: bool) -> KeyValue {
+    attr(key, any_value::Value::BoolValue(value))
+}
+
 fn attr(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
