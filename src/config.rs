@@ -416,7 +416,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let service = optional_section::<ServiceConfig>(&mut top, "service", &mut errors);
     let routing = routing(
         top.remove("routes"),
-        top.remove("default_route"),
+        top.remove("default_route").filter(|v| !v.is_null()),
         &exporter_names,
         &mut errors,
     );
@@ -1424,9 +1424,16 @@ colour: blue
             r.default.as_ref().map(|d| &d.destination),
             Some(&Destination::Exporters(vec![ExporterRef::all("zipkin")]))
         );
-        // No routes section: no routes and no default (every exporter gets everything).
-        let c = parse(TWO_EXPORTERS, &no_env).expect("valid");
-        assert!(c.routing.routes.is_empty() && c.routing.default.is_none());
+        // No routes section (or empty ones): no routes and no default (every exporter
+        // gets everything).
+        for extra in [
+            "",
+            "routes: []\ndefault_route: ~\n",
+            "routes:\ndefault_route:\n",
+        ] {
+            let c = parse(&format!("{TWO_EXPORTERS}{extra}"), &no_env).expect(extra);
+            assert!(c.routing.routes.is_empty() && c.routing.default.is_none());
+        }
     }
 
     #[test]

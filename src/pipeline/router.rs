@@ -8,14 +8,19 @@
 //! Cost model, so that routing stays well under a microsecond per span:
 //! - resource conditions are evaluated once per `ResourceSpans`, scope conditions once
 //!   per `ScopeSpans`; only the routes that survive both are tried on each span, and a
-//!   surviving route without span conditions ends the list;
-//! - the span attributes any route looks at are found in one pass over the span's
-//!   attributes, the first time a route needs one; globs and regexes were compiled at
-//!   load, and exporter names resolved to queue indices;
-//! - spans are never cloned. When every span of a block takes the same way (the common
-//!   case), the block itself is shared, as one `Arc`, by all the exporters it goes to.
-//!   Otherwise the block is split into one part per destination, moving the spans and
-//!   rebuilding only the `ResourceSpans`/`ScopeSpans` that are divided.
+//!   surviving route without span conditions ends the list. When that leaves one route
+//!   that needs no sampling, the whole scope is decided at once, with no per-span work;
+//! - the span attribute keys any route looks at are found in one pass over the span's
+//!   attributes (bucketed by key length), the first time a route needs one; a route that
+//!   needs an attribute the span lacks is rejected by one mask test; globs and regexes
+//!   were compiled at load, and exporter names resolved to queue indices;
+//! - spans are moved, not cloned. When every span of a block goes the same way (the
+//!   common case), the block itself is the part, shared as one `Arc` by all the
+//!   exporters it goes to. Otherwise the block is split into one part per destination,
+//!   rebuilding only the `ResourceSpans`/`ScopeSpans` that are divided. The one
+//!   exception is an exporter with its own sample (`{ exporter, sample }`, a debug
+//!   copy): it gets clones of the spans its sample keeps, so that the other exporters'
+//!   part stays whole.
 //!
 //! Routes with the same exporters and the same Pinpoint overrides share a destination,
 //! so their spans travel in one part.
@@ -50,7 +55,38 @@ pub struct Router {
     rules: Box<[Rule]>,
     destinations: Box<[Dest]>,
     /// The span attribute keys any route looks at; a route refers to them by index.
-    span_keys: Box<[Box<str>]>,
+    span_keys: KeyIndex,
+}
+
+/// Span attribute keys by index, with the indices bucketed by key length so that
+/// finding them among a span's attributes costs about one comparison per attribute.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    keys: Box<[Box<str>]>,
+    by_len: Box<[Box<[usize]>]>,
+}
+
+impl KeyIndex {
+    fn new(keys: Vec<Box<str>>) -> Self {
+        let longest = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+        let by_len = (0..=longest)
+            .map(|len| (0..keys.len()).filter(|i| keys[*i].len() == len).collect())
+            .collect();
+        Self {
+            keys: keys.into(),
+            by_len,
+        }
+    }
+
+    /// The index of `key`, if a route looks at it.
+    #[inline]
+    fn find(&self, key: &str) -> Option<usize> {
+        let k = key.as_bytes();
+        self.by_len.get(k.len())?.iter().copied().find(|i| {
+            let want = self.keys[*i].as_bytes();
+            want.first() == k.first() && want.last() == k.last() && want == k
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -58,6 +94,8 @@ struct Rule {
     matcher: Match,
     /// `matcher.span` with keys resolved to indices into `Router::span_keys`.
     span_attrs: Box<[(usize, Condition)]>,
+    /// Bit `i`: span attribute key `i` (below 64) must be present for a match.
+    required: u64,
     span_level: bool,
     /// The route's own `sample`: spans of the other traces are dropped.
     sampler: Option<Sampler>,
@@ -69,31 +107,62 @@ struct Rule {
 #[derive(Debug)]
 enum Targets {
     Drop,
-    Fixed(u32),
-    /// Some exporters sample on their own: bit `i` of the index into `variants` says
-    /// whether `samplers[i]` keeps the trace; `None` is "no exporter left".
-    PerTrace {
-        samplers: Box<[Sampler]>,
-        variants: Box<[Option<u32>]>,
+    /// Every span to `main`, and to the exporters with their own sample (`copies`) when
+    /// they keep its trace. Without `main` (every exporter samples), the copies' pick is
+    /// where the span goes.
+    Send {
+        main: Option<u32>,
+        copies: Option<Copies>,
     },
 }
 
-impl Targets {
-    /// The destination for a span of trace `trace_id` (`None`: sampled out everywhere).
+/// The exporters of one route that sample on their own: bit `i` of the index into
+/// `variants` says whether `samplers[i]` keeps the trace; `None` is "none of them".
+#[derive(Debug)]
+struct Copies {
+    samplers: Box<[Sampler]>,
+    variants: Box<[Option<u32>]>,
+}
+
+impl Copies {
     fn pick(&self, trace_id: &[u8]) -> Option<u32> {
+        let mask = self
+            .samplers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.keeps(trace_id))
+            .fold(0usize, |m, (bit, _)| m | 1 << bit);
+        self.variants.get(mask).copied().flatten()
+    }
+}
+
+impl Targets {
+    /// Where a span of trace `trace_id` goes: its destination (the span itself moves
+    /// there) and the destination of a sampled copy (the span is cloned for it).
+    fn pick(&self, trace_id: &[u8]) -> (Option<u32>, Option<u32>) {
         match self {
-            Self::Drop => None,
-            Self::Fixed(d) => Some(*d),
-            Self::PerTrace { samplers, variants } => {
-                let mask = samplers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.keeps(trace_id))
-                    .fold(0usize, |m, (bit, _)| m | 1 << bit);
-                variants.get(mask).copied().flatten()
+            Self::Drop => (None, None),
+            Self::Send {
+                main: Some(d),
+                copies,
+            } => (Some(*d), copies.as_ref().and_then(|c| c.pick(trace_id))),
+            Self::Send { main: None, copies } => {
+                (copies.as_ref().and_then(|c| c.pick(trace_id)), None)
             }
         }
     }
+}
+
+/// What [`Router::decide`] found for one block.
+struct Decisions {
+    /// Per span, in block order: its destination, or `DROPPED`.
+    main: Vec<u32>,
+    /// `(span position, destination)` of the sampled copies, in block order.
+    copies: Vec<(usize, u32)>,
+    /// Spans per destination, copies included.
+    spans: Vec<usize>,
+    /// Per rule: `[export, drop, sampled_out]`.
+    tally: Vec<[u64; 3]>,
 }
 
 #[derive(Debug)]
@@ -123,9 +192,6 @@ struct Dest {
 
 /// The decision for one span: a destination index, or `DROPPED`.
 const DROPPED: u32 = u32::MAX;
-
-/// Per-route span counts of one block: `[export, drop, sampled_out]`.
-type Tally = [u64; 3];
 
 impl Router {
     /// Every exporter gets every span, as one shared block (no routes configured).
@@ -179,7 +245,10 @@ impl Router {
         };
         let mut targets = |action: Option<&RouteAction>| -> Targets {
             let Some(action) = action else {
-                return dest_of(all.to_vec(), None).map_or(Targets::Drop, Targets::Fixed);
+                return Targets::Send {
+                    main: dest_of(all.to_vec(), None),
+                    copies: None,
+                };
             };
             let Destination::Exporters(refs) = &action.destination else {
                 return Targets::Drop;
@@ -195,31 +264,29 @@ impl Router {
                 .filter_map(|r| Some((resolve(r)?, Sampler::new(r.sample?))))
                 .collect();
             let overrides = action.pinpoint.as_ref();
-            if sampled.is_empty() {
-                return dest_of(always, overrides).map_or(Targets::Drop, Targets::Fixed);
-            }
             // One destination per combination of sampled exporters that keep a trace.
-            let variants = (0..1usize << sampled.len())
-                .map(|mask| {
-                    let mut exporters = always.clone();
-                    exporters.extend(
-                        sampled
+            let copies = (!sampled.is_empty()).then(|| Copies {
+                samplers: sampled.iter().map(|(_, s)| *s).collect(),
+                variants: (0..1usize << sampled.len())
+                    .map(|mask| {
+                        let exporters = sampled
                             .iter()
                             .enumerate()
                             .filter(|(bit, _)| mask & (1 << bit) != 0)
-                            .map(|(_, (e, _))| *e),
-                    );
-                    dest_of(exporters, overrides)
-                })
-                .collect();
-            Targets::PerTrace {
-                samplers: sampled.iter().map(|(_, s)| *s).collect(),
-                variants,
+                            .map(|(_, (e, _))| *e)
+                            .collect();
+                        dest_of(exporters, overrides)
+                    })
+                    .collect(),
+            });
+            Targets::Send {
+                main: dest_of(always, overrides),
+                copies,
             }
         };
         let mut rules = Vec::with_capacity(routes.len() + 1);
         for (name, matcher, action) in routes {
-            let span_attrs = matcher
+            let span_attrs: Box<[(usize, Condition)]> = matcher
                 .span
                 .iter()
                 .map(|(k, c)| {
@@ -230,9 +297,11 @@ impl Router {
                     (slot, c.clone())
                 })
                 .collect();
+            let required = required_keys(&span_attrs);
             rules.push(Rule {
                 matcher: (*matcher).clone(),
                 span_attrs,
+                required,
                 span_level: matcher.is_span_level(),
                 sampler: action.sample.map(Sampler::new),
                 targets: targets(Some(*action)),
@@ -242,6 +311,7 @@ impl Router {
         rules.push(Rule {
             matcher: Match::default(),
             span_attrs: Box::new([]),
+            required: 0,
             span_level: false,
             sampler: default.and_then(|d| d.sample).map(Sampler::new),
             targets: targets(default),
@@ -250,7 +320,7 @@ impl Router {
         Self {
             rules: rules.into(),
             destinations: destinations.into(),
-            span_keys: span_keys.into(),
+            span_keys: KeyIndex::new(span_keys),
         }
     }
 
@@ -259,52 +329,65 @@ impl Router {
     /// spans are all dropped yields nothing.
     #[must_use]
     pub fn route(&self, block: Block) -> Vec<(usize, SharedBlock)> {
-        let mut tally: Vec<Tally> = vec![[0; 3]; self.rules.len()];
-        let mut dest_spans = vec![0usize; self.destinations.len()];
-        let decisions = self.decide(&block, &mut tally, &mut dest_spans);
-        for (rule, t) in self.rules.iter().zip(&tally) {
-            for (counter, n) in [
+        let found = self.decide(&block);
+        for (rule, t) in self.rules.iter().zip(&found.tally) {
+            let counters = [
                 &rule.counted.export,
                 &rule.counted.drop,
                 &rule.counted.sampled_out,
-            ]
-            .into_iter()
-            .zip(t)
-            {
+            ];
+            for (counter, n) in counters.into_iter().zip(t) {
                 if *n > 0 {
                     counter.increment(*n);
                 }
             }
         }
-        let parts: Vec<(u32, Block)> = match uniform(&decisions) {
-            Some(DROPPED) => return Vec::new(),
-            Some(d) => vec![(d, block)],
-            None if decisions.is_empty() => return Vec::new(),
-            None => split(block, &decisions, self.destinations.len())
-                .into_iter()
-                .zip(0u32..)
-                .filter(|(rs, _)| !rs.is_empty())
-                .map(|(rs, d)| (d, Block::new(rs)))
-                .collect(),
-        };
-        let mut out = Vec::new();
-        for (d, mut block) in parts {
-            let Some(dest) = self.destinations.get(d as usize) else {
-                continue;
-            };
-            block.overrides = dest.overrides.clone();
-            if let Some(n) = dest_spans.get(d as usize) {
-                block.span_count = *n;
+        let n = self.destinations.len();
+        // Copies first, while the block is still whole.
+        let copies = (!found.copies.is_empty()).then(|| copy_out(&block, &found.copies, n));
+        let mut parts = match uniform(&found.main) {
+            // Every span goes the same way: the block itself is the part, not a copy.
+            Some(d) if d != DROPPED => {
+                let mut parts = empty_parts(n);
+                if let Some(p) = parts.get_mut(d as usize) {
+                    *p = block.resource_spans;
+                }
+                parts
             }
-            let shared = Arc::new(block);
+            Some(_) => empty_parts(n),
+            None if found.main.is_empty() => empty_parts(n),
+            None => split(block, &found.main, n),
+        };
+        for (part, extra) in parts.iter_mut().zip(copies.into_iter().flatten()) {
+            part.extend(extra);
+        }
+        let mut out = Vec::new();
+        for ((resource_spans, dest), span_count) in parts
+            .into_iter()
+            .zip(self.destinations.iter())
+            .zip(found.spans)
+        {
+            if resource_spans.is_empty() {
+                continue;
+            }
+            let shared = Arc::new(Block {
+                resource_spans,
+                span_count,
+                overrides: dest.overrides.clone(),
+            });
             out.extend(dest.exporters.iter().map(|e| (*e, Arc::clone(&shared))));
         }
         out
     }
 
-    /// One decision per span, in block order.
-    fn decide(&self, block: &Block, tally: &mut [Tally], dest_spans: &mut [usize]) -> Vec<u32> {
-        let mut decisions = Vec::with_capacity(block.span_count);
+    /// Decides every span of `block`, and counts.
+    fn decide(&self, block: &Block) -> Decisions {
+        let mut found = Decisions {
+            main: Vec::with_capacity(block.span_count),
+            copies: Vec::new(),
+            spans: vec![0; self.destinations.len()],
+            tally: vec![[0; 3]; self.rules.len()],
+        };
         let mut resource_ok = vec![false; self.rules.len()];
         let mut candidates: Vec<usize> = Vec::with_capacity(self.rules.len());
         let mut attrs = SpanAttrs::new(&self.span_keys);
@@ -324,6 +407,18 @@ impl Router {
                         }
                     }
                 }
+                // One route takes the whole scope the same way: no per-span work.
+                if let [only] = candidates[..]
+                    && let Some((main, outcome)) = self.rules[only].fixed()
+                {
+                    let n = ss.spans.len();
+                    found
+                        .main
+                        .extend(std::iter::repeat_n(main.unwrap_or(DROPPED), n));
+                    found.tally[only][outcome] += n as u64;
+                    add(&mut found.spans, main, n);
+                    continue;
+                }
                 for span in &ss.spans {
                     attrs.reset();
                     let chosen = candidates
@@ -333,35 +428,60 @@ impl Router {
                         // The default route ends every list; this is never reached.
                         .unwrap_or(self.rules.len() - 1);
                     let rule = &self.rules[chosen];
-                    let kept = rule.sampler.is_none_or(|s| s.keeps(&span.trace_id));
-                    let decision = match &rule.targets {
-                        Targets::Drop => {
-                            tally[chosen][1] += 1;
-                            DROPPED
-                        }
-                        t => match t.pick(&span.trace_id).filter(|_| kept) {
-                            None => {
-                                tally[chosen][2] += 1;
-                                DROPPED
-                            }
-                            Some(d) => {
-                                tally[chosen][0] += 1;
-                                if let Some(n) = dest_spans.get_mut(d as usize) {
-                                    *n += 1;
-                                }
-                                d
-                            }
-                        },
+                    let (main, copy) = if rule.sampler.is_none_or(|s| s.keeps(&span.trace_id)) {
+                        rule.targets.pick(&span.trace_id)
+                    } else {
+                        (None, None)
                     };
-                    decisions.push(decision);
+                    let outcome = match (&rule.targets, main) {
+                        (_, Some(_)) => 0,
+                        (Targets::Drop, None) => 1,
+                        (Targets::Send { .. }, None) => 2,
+                    };
+                    found.tally[chosen][outcome] += 1;
+                    add(&mut found.spans, main, 1);
+                    add(&mut found.spans, copy, 1);
+                    if let Some(c) = copy {
+                        found.copies.push((found.main.len(), c));
+                    }
+                    found.main.push(main.unwrap_or(DROPPED));
                 }
             }
         }
-        decisions
+        found
+    }
+}
+
+/// The keys whose conditions fail on a missing attribute, as a bit mask (keys below 64).
+fn required_keys(span_attrs: &[(usize, Condition)]) -> u64 {
+    span_attrs
+        .iter()
+        .filter(|(slot, c)| *slot < 64 && !c.matches(None))
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+}
+
+/// Adds `n` spans to destination `d`'s count.
+fn add(spans: &mut [usize], d: Option<u32>, n: usize) {
+    if let Some(c) = d.and_then(|d| spans.get_mut(d as usize)) {
+        *c += n;
     }
 }
 
 impl Rule {
+    /// When every span this rule takes goes the same way whatever its trace (no
+    /// sampling): that destination (`None`: dropped) and the tally column.
+    fn fixed(&self) -> Option<(Option<u32>, usize)> {
+        match &self.targets {
+            _ if self.sampler.is_some() => None,
+            Targets::Drop => Some((None, 1)),
+            Targets::Send {
+                main: Some(d),
+                copies: None,
+            } => Some((Some(*d), 0)),
+            Targets::Send { .. } => None,
+        }
+    }
+
     fn span_matches<'a>(&self, span: &'a Span, attrs: &mut SpanAttrs<'_, 'a>) -> bool {
         if !self.span_level {
             return true;
@@ -370,6 +490,8 @@ impl Rule {
         m.kinds.is_none_or(|k: CodeSet| k.contains(span.kind))
             && m.statuses
                 .is_none_or(|s| s.contains(span.status.as_ref().map_or(0, |s| s.code)))
+            // One mask test rejects the rules that need an attribute the span lacks.
+            && (self.required == 0 || attrs.present(span) & self.required == self.required)
             && m.span_name.as_ref().is_none_or(|c| {
                 c.matches(
                     Some(span.name.as_str())
@@ -386,16 +508,19 @@ impl Rule {
 
 /// The values of the span attributes routes look at, found in one pass on first use.
 struct SpanAttrs<'k, 'a> {
-    keys: &'k [Box<str>],
+    keys: &'k KeyIndex,
     values: Vec<Option<Val<'a>>>,
+    /// Bit `i`: key `i` (below 64) is present.
+    present: u64,
     filled: bool,
 }
 
 impl<'k, 'a> SpanAttrs<'k, 'a> {
-    fn new(keys: &'k [Box<str>]) -> Self {
+    fn new(keys: &'k KeyIndex) -> Self {
         Self {
             keys,
-            values: vec![None; keys.len()],
+            values: vec![None; keys.keys.len()],
+            present: 0,
             filled: false,
         }
     }
@@ -404,17 +529,32 @@ impl<'k, 'a> SpanAttrs<'k, 'a> {
         self.filled = false;
     }
 
-    fn get(&mut self, slot: usize, span: &'a Span) -> Option<Val<'a>> {
-        if !self.filled {
-            self.values.fill(None);
-            for kv in &span.attributes {
-                if let Some(i) = self.keys.iter().position(|k| **k == *kv.key)
-                    && self.values[i].is_none()
-                {
-                    self.values[i] = Some(Val::of(kv.value.as_ref()));
+    fn fill(&mut self, span: &'a Span) {
+        self.values.fill(None);
+        self.present = 0;
+        for kv in &span.attributes {
+            if let Some(i) = self.keys.find(&kv.key)
+                && self.values[i].is_none()
+            {
+                self.values[i] = Some(Val::of(kv.value.as_ref()));
+                if i < 64 {
+                    self.present |= 1 << i;
                 }
             }
-            self.filled = true;
+        }
+        self.filled = true;
+    }
+
+    fn present(&mut self, span: &'a Span) -> u64 {
+        if !self.filled {
+            self.fill(span);
+        }
+        self.present
+    }
+
+    fn get(&mut self, slot: usize, span: &'a Span) -> Option<Val<'a>> {
+        if !self.filled {
+            self.fill(span);
         }
         self.values.get(slot).copied().flatten()
     }
@@ -426,10 +566,74 @@ fn uniform(decisions: &[u32]) -> Option<u32> {
     rest.iter().all(|d| d == first).then_some(*first)
 }
 
-/// Moves every span to its destination's part; rebuilds (cloning only the resource and
-/// scope headers) the `ResourceSpans`/`ScopeSpans` whose spans go different ways.
+fn empty_parts(destinations: usize) -> Vec<Vec<ResourceSpans>> {
+    (0..destinations).map(|_| Vec::new()).collect()
+}
+
+/// Clones the spans listed in `copies` (`(span position, destination)`, in block
+/// order) into per-destination parts, with their resource and scope.
+fn copy_out(
+    block: &Block,
+    copies: &[(usize, u32)],
+    destinations: usize,
+) -> Vec<Vec<ResourceSpans>> {
+    let mut parts = empty_parts(destinations);
+    let mut next = copies.iter().peekable();
+    let mut position = 0;
+    for rs in &block.resource_spans {
+        let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+        let end = position + n;
+        if next.peek().is_none_or(|(p, _)| *p >= end) {
+            position = end;
+            continue;
+        }
+        let mut scopes: Vec<Vec<ScopeSpans>> = empty_scopes(destinations);
+        for ss in &rs.scope_spans {
+            let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
+            for span in &ss.spans {
+                if let Some((_, d)) = next.next_if(|(p, _)| *p == position)
+                    && let Some(slot) = divided.get_mut(*d as usize)
+                {
+                    slot.get_or_insert_with(|| ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: ss.schema_url.clone(),
+                    })
+                    .spans
+                    .push(span.clone());
+                }
+                position += 1;
+            }
+            for (s, part) in scopes.iter_mut().zip(divided) {
+                s.extend(part);
+            }
+        }
+        for (part, scope_spans) in parts.iter_mut().zip(scopes) {
+            if !scope_spans.is_empty() {
+                part.push(ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans,
+                    schema_url: rs.schema_url.clone(),
+                });
+            }
+        }
+    }
+    parts
+}
+
+fn empty_scopes(destinations: usize) -> Vec<Vec<ScopeSpans>> {
+    (0..destinations).map(|_| Vec::new()).collect()
+}
+
+/// Moves every span to its destination's part; rebuilds the `ResourceSpans` and
+/// `ScopeSpans` whose spans go different ways (their headers are cloned for all but one
+/// destination, which takes the originals).
 fn split(block: Block, decisions: &[u32], destinations: usize) -> Vec<Vec<ResourceSpans>> {
-    let mut parts: Vec<Vec<ResourceSpans>> = (0..destinations).map(|_| Vec::new()).collect();
+    let mut parts = empty_parts(destinations);
+    // Buffers reused for every divided resource and scope.
+    let mut scopes = empty_scopes(destinations);
+    let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
+    let mut counts = vec![0usize; destinations];
     let mut at = 0;
     for rs in block.resource_spans {
         let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
@@ -447,11 +651,10 @@ fn split(block: Block, decisions: &[u32], destinations: usize) -> Vec<Vec<Resour
             None => {}
         }
         let ResourceSpans {
-            resource,
+            mut resource,
             scope_spans,
-            schema_url,
+            mut schema_url,
         } = rs;
-        let mut scopes: Vec<Vec<ScopeSpans>> = (0..destinations).map(|_| Vec::new()).collect();
         let mut at_scope = 0;
         for ss in scope_spans {
             let n = ss.spans.len();
@@ -469,45 +672,58 @@ fn split(block: Block, decisions: &[u32], destinations: usize) -> Vec<Vec<Resour
                 None => {}
             }
             let ScopeSpans {
-                scope,
+                mut scope,
                 spans,
-                schema_url,
+                schema_url: mut scope_schema,
             } = ss;
-            let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
-            for (span, d) in spans.into_iter().zip(here_scope) {
-                if let Some(slot) = divided.get_mut(*d as usize) {
-                    slot.get_or_insert_with(|| ScopeSpans {
-                        scope: scope.clone(),
-                        spans: Vec::new(),
-                        schema_url: schema_url.clone(),
-                    })
-                    .spans
-                    .push(span);
+            counts.fill(0);
+            for d in here_scope {
+                if let Some(c) = counts.get_mut(*d as usize) {
+                    *c += 1;
                 }
             }
-            for (s, part) in scopes.iter_mut().zip(divided) {
-                s.extend(part);
+            let last = counts.iter().rposition(|c| *c > 0);
+            for (d, slot) in divided.iter_mut().enumerate() {
+                if counts[d] > 0 {
+                    let is_last = Some(d) == last;
+                    *slot = Some(ScopeSpans {
+                        scope: copy_or_take(&mut scope, is_last),
+                        spans: Vec::with_capacity(counts[d]),
+                        schema_url: copy_or_take(&mut scope_schema, is_last),
+                    });
+                }
+            }
+            for (span, d) in spans.into_iter().zip(here_scope) {
+                if let Some(Some(part)) = divided.get_mut(*d as usize) {
+                    part.spans.push(span);
+                }
+            }
+            for (s, part) in scopes.iter_mut().zip(divided.iter_mut()) {
+                s.extend(part.take());
             }
         }
-        let used: Vec<usize> = (0..destinations)
-            .filter(|d| !scopes[*d].is_empty())
-            .collect();
-        let mut resource = Some(resource);
-        for (k, d) in used.iter().enumerate() {
-            // The last destination takes the original resource; the others get copies.
-            let r = if k + 1 == used.len() {
-                resource.take().flatten()
-            } else {
-                resource.clone().flatten()
-            };
-            parts[*d].push(ResourceSpans {
-                resource: r,
-                scope_spans: std::mem::take(&mut scopes[*d]),
-                schema_url: schema_url.clone(),
-            });
+        let last = scopes.iter().rposition(|s| !s.is_empty());
+        for (d, s) in scopes.iter_mut().enumerate() {
+            if !s.is_empty() {
+                let is_last = Some(d) == last;
+                parts[d].push(ResourceSpans {
+                    resource: copy_or_take(&mut resource, is_last),
+                    scope_spans: std::mem::take(s),
+                    schema_url: copy_or_take(&mut schema_url, is_last),
+                });
+            }
         }
     }
     parts
+}
+
+/// The last user of `value` takes it; the others get copies.
+fn copy_or_take<T: Clone + Default>(value: &mut T, last: bool) -> T {
+    if last {
+        std::mem::take(value)
+    } else {
+        value.clone()
+    }
 }
 
 #[cfg(test)]
@@ -804,23 +1020,28 @@ mod tests {
             )],
         )]);
         let routed = r.route(block);
-        // 0x01 and 0x02 are sampled out of b; the client span of 0x02 has nowhere else to go.
+        // 0x01 and 0x02 are sampled out of b; the client span of 0x02 has nowhere to go.
         assert_eq!(
             ids(&routed),
-            vec![
-                (0, vec![0x01]),
-                (0, vec![0xff]),
-                (1, vec![0xfe]),
-                (1, vec![0xff])
-            ]
+            vec![(0, vec![0x01, 0xff]), (1, vec![0xfe, 0xff])]
         );
-        // The kept trace's part is one block shared by a and b.
-        let kept: Vec<&SharedBlock> = routed
-            .iter()
-            .filter(|(_, b)| b.resource_spans[0].scope_spans[0].spans[0].span_id[0] == 0xff)
-            .map(|(_, b)| b)
-            .collect();
-        assert!(kept.len() == 2 && Arc::ptr_eq(kept[0], kept[1]));
+        // When all spans take the default route, a's part is the block itself, not a
+        // copy: only the sampled copy for b is cloned.
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![span(0xff, 2, 0, vec![]), span(0x01, 2, 0, vec![])],
+            )],
+        )]);
+        let first_span: *const Span = &block.resource_spans[0].scope_spans[0].spans[0];
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(0, vec![0x01, 0xff]), (1, vec![0xff])]);
+        let a = &routed.iter().find(|(e, _)| *e == 0).expect("a").1;
+        assert!(std::ptr::eq(
+            &a.resource_spans[0].scope_spans[0].spans[0],
+            first_span
+        ));
     }
 
     #[test]
@@ -876,10 +1097,11 @@ mod tests {
              \x20 - name: db\n    match: { span: { db.system: { exists: true } }, resource: { service.name: { ne: orders } } }\n    to: [c]\n\
              \x20 - name: pay\n    match: { resource: { service.name: { glob: 'pay*' } } }\n    to: [b]\n\
              \x20 - name: jdbc\n    match: { scope: { name: { regex: 'jdbc$' } } }\n    to: [a]\n\
-             default_route: { to: [c] }\n";
+             \x20 - name: internal\n    match: { kind: [internal] }\n    sample: 0.5\n    to: [a, { exporter: c, sample: 0.3 }]\n\
+             default_route: { to: [c, { exporter: b, sample: 0.2 }] }\n";
         let c = config::parse(text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
         let r = Router::new(&c.routing, &c.exporters);
-        for seed in 0..20 {
+        for seed in 0..40 {
             let batch = testdata::resource_spans(&testdata::Shape::default(), seed);
             // The naive reading of the rules: every route tried on every span in order.
             let mut want: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -893,9 +1115,14 @@ mod tests {
                         });
                         let action =
                             route.map_or(c.routing.default.as_ref(), |rt| Some(&rt.action));
-                        if let Some(Destination::Exporters(names)) = action.map(|a| &a.destination)
-                        {
-                            for n in names {
+                        let keeps = |ratio: Option<f64>| {
+                            ratio.is_none_or(|r| Sampler::new(r).keeps(&sp.trace_id))
+                        };
+                        let Some(action) = action.filter(|a| keeps(a.sample)) else {
+                            continue;
+                        };
+                        if let Destination::Exporters(refs) = &action.destination {
+                            for n in refs.iter().filter(|n| keeps(n.sample)) {
                                 let e = c
                                     .exporters
                                     .iter()

@@ -88,6 +88,7 @@ impl Scalar {
         })
     }
 
+    #[inline]
     fn equals(&self, v: Val<'_>) -> bool {
         match (self, v) {
             (Self::Str(a), Val::Str(b)) => **a == *b,
@@ -267,6 +268,7 @@ enum Op {
 }
 
 impl Op {
+    #[inline]
     fn holds(&self, v: Option<Val<'_>>) -> bool {
         let Some(v) = v else {
             return matches!(self, Self::Exists(false) | Self::Ne(_));
@@ -319,6 +321,7 @@ pub struct Condition {
 impl Condition {
     /// Whether the value (`None` = missing) satisfies every operator.
     #[must_use]
+    #[inline]
     pub fn matches(&self, v: Option<Val<'_>>) -> bool {
         self.ops.iter().all(|op| op.holds(v))
     }
