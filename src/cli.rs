@@ -54,7 +54,12 @@ fn load(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
 fn check_config(path: &PathBuf) -> ExitCode {
     match load(Some(path)) {
         Ok(c) => {
-            println!("{}: OK ({} exporter(s))", path.display(), c.exporters.len());
+            println!(
+                "{}: OK ({} exporter(s), {} route(s))",
+                path.display(),
+                c.exporters.len(),
+                c.routing.routes.len()
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,

@@ -2,12 +2,13 @@
 //! exporter, batching, retry and fan-out.
 //!
 //! Receivers hand a [`Block`] (the valid spans of one request) to [`Pipeline::submit`].
-//! The [`router`] picks the exporters that get it; admission then reserves room for it
-//! in every chosen queue *before* anything is enqueued, so a request is either taken by
-//! every exporter it is routed to or refused as a whole with a retryable status:
-//! a client retry never duplicates spans in the exporters that had room.
-//! An exporter whose queue says `on_full: drop` skips the block instead (counted) and
-//! never refuses on behalf of the others.
+//! The [`router`] decides span by span, by the routes of the config ([`rules`]), which
+//! exporters get what, and returns the part of the block for each; admission then
+//! reserves room for every part in its queue *before* anything is enqueued, so a request
+//! is either taken by every exporter it is routed to or refused as a whole with a
+//! retryable status: a client retry never duplicates spans in the exporters that had
+//! room. An exporter whose queue says `on_full: drop` skips its part instead (counted)
+//! and never refuses on behalf of the others.
 //!
 //! Queue room is counted in spans with a semaphore; a queued item holds its permits until
 //! the batch it joins has been exported (or given up), so "queued" includes in-flight.

@@ -426,9 +426,16 @@ fn read_op(
         },
         "glob" => text(v).and_then(Glob::new).map(Op::Glob),
         "regex" => text(v).and_then(|t| {
-            regex::Regex::new(t)
-                .map(Op::Regex)
-                .map_err(|e| format!("invalid regex: {e}"))
+            regex::Regex::new(t).map(Op::Regex).map_err(|e| {
+                // The parser's message draws a caret under the problem over several
+                // lines; its last line says what the problem is.
+                let text = e.to_string();
+                let what = text.lines().last().unwrap_or_default();
+                format!(
+                    "invalid regex `{t}`: {}",
+                    what.trim_start_matches("error: ")
+                )
+            })
         }),
         "exists" => v
             .as_bool()
