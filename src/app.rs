@@ -66,7 +66,9 @@ fn signal(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> +
 /// A listener that cannot bind or an exporter that cannot start.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let prometheus = selfmetrics::install();
-    let (pipeline, queues) = Pipeline::new(&config.exporters, Router::all(config.exporters.len()));
+    let router = Router::new(&config.routing, &config.exporters);
+    tracing::info!(routes = config.routing.routes.len(), "routing rules loaded");
+    let (pipeline, queues) = Pipeline::new(&config.exporters, router);
     let (stop_exporters, stop_exporters_rx) = watch::channel(false);
     let ids = Arc::new(MappingCache::new(&config.ids).context("ids")?);
     let shared = exporter::Shared {

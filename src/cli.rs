@@ -138,7 +138,12 @@ fn translate(args: &[String], json: bool, opts: &crate::ids::TranslateOptions) -
 fn check_config(path: &PathBuf) -> ExitCode {
     match load(Some(path)) {
         Ok(c) => {
-            println!("{}: OK ({} exporter(s))", path.display(), c.exporters.len());
+            println!(
+                "{}: OK ({} exporter(s), {} route(s))",
+                path.display(),
+                c.exporters.len(),
+                c.routing.routes.len()
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,

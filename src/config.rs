@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::ids::CacheConfig;
+use crate::pipeline::router::{DEFAULT_ROUTE, RouteOverrides};
+use crate::pipeline::rules::Match;
 
 /// The embedded default config (`config/gateway.yaml`): no external servers needed.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/gateway.yaml");
@@ -34,6 +36,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// `ids:`: the identity mapping cache.
     pub ids: CacheConfig,
+    /// `routes:` and `default_route:`.
+    pub routing: RoutingConfig,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -56,6 +60,63 @@ pub struct OtlpReceiverConfig {
     /// Largest request accepted, measured after decompression. Default 64 MiB.
     #[serde(default = "default_max_request_bytes", deserialize_with = "de_bytes")]
     pub max_request_bytes: usize,
+}
+
+/// `routes:` and `default_route:`: which exporters get which spans.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingConfig {
+    /// Tried in order for every span; the first whose `match:` holds decides.
+    pub routes: Vec<RouteConfig>,
+    /// For spans no route takes; `None` sends them to every exporter.
+    pub default: Option<RouteAction>,
+}
+
+/// `routes[i]:`.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Unique; labels the route's metrics.
+    pub name: String,
+    /// `match:` (absent = every span), compiled.
+    pub matcher: Match,
+    pub action: RouteAction,
+}
+
+/// What a route (or the default route) does with the spans it takes.
+#[derive(Debug, Clone)]
+pub struct RouteAction {
+    pub destination: Destination,
+    /// `sample:`: the fraction of traces kept (by trace id) for all of the route's
+    /// exporters; the spans of the other traces are dropped.
+    pub sample: Option<f64>,
+    /// `pinpoint:`: service type and application name for the Pinpoint exporter.
+    pub pinpoint: Option<RouteOverrides>,
+}
+
+/// `to: [...]` or `drop: true`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    Exporters(Vec<ExporterRef>),
+    Drop,
+}
+
+/// One entry of `to:`: an exporter name, or `{ exporter: NAME, sample: FRACTION }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterRef {
+    pub exporter: String,
+    /// This exporter gets only this fraction of the route's traces (by trace id), for
+    /// instance a debug copy; the route's other exporters still get every span.
+    pub sample: Option<f64>,
+}
+
+impl ExporterRef {
+    /// An entry without its own sample.
+    #[must_use]
+    pub fn all(exporter: &str) -> Self {
+        Self {
+            exporter: exporter.to_owned(),
+            sample: None,
+        }
+    }
 }
 
 /// A listening address, `host:port` (port 0 picks a free port).
@@ -326,10 +387,10 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         return Err(errors);
     };
     for key in top.keys() {
-        if !["receivers", "exporters", "admin", "log", "service", "ids"].contains(&key.as_str()) {
+        if !SECTIONS.contains(&key.as_str()) {
             errors.push(err(
                 key,
-                "unknown section (expected receivers, exporters, admin, log, service, ids)",
+                format!("unknown section (expected {})", SECTIONS.join(", ")),
             ));
         }
     }
@@ -342,6 +403,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             ));
             None
         }
+    };
+    // Routes may name any exporter the file declares, valid or not (its own errors are
+    // reported at its own path).
+    let exporter_names: Vec<String> = match top.get("exporters") {
+        Some(Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
     };
     let exporters = match top.remove("exporters") {
         Some(v) => exporters(v, &mut errors),
@@ -359,6 +426,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     {
         errors.push(err("ids", e.to_string()));
     }
+    let routing = routing(
+        top.remove("routes"),
+        top.remove("default_route").filter(|v| !v.is_null()),
+        &exporter_names,
+        &mut errors,
+    );
 
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
@@ -391,11 +464,23 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 log,
                 service,
                 ids,
+                routing,
             })
         }
         _ => Err(errors),
     }
 }
+
+const SECTIONS: &[&str] = &[
+    "receivers",
+    "exporters",
+    "routes",
+    "default_route",
+    "admin",
+    "log",
+    "service",
+    "ids",
+];
 
 fn err(path: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -593,6 +678,355 @@ fn validate_exporter_common(c: &CommonExporterKeys, path: &str, errors: &mut Vec
             "must be greater than 0 and at most retry.max",
         ));
     }
+}
+
+const ROUTE_KEYS: &[&str] = &["name", "match", "to", "drop", "sample", "pinpoint"];
+const ACTION_KEYS: &[&str] = &["to", "drop", "sample", "pinpoint"];
+
+/// Reads `routes:` and `default_route:`, rejecting what cannot work as written:
+/// unknown exporters, duplicate names, routes no span can reach, and actions that
+/// contradict each other.
+fn routing(
+    routes: Option<Value>,
+    default: Option<Value>,
+    exporters: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> RoutingConfig {
+    let items = match routes {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            errors.push(err("routes", "must be a list of routes"));
+            Vec::new()
+        }
+    };
+    let mut out = RoutingConfig::default();
+    let mut names: Vec<(String, usize)> = Vec::new();
+    // The first route that takes every span, and the `match:` of every route so far.
+    let mut catch_all: Option<(usize, String)> = None;
+    let mut earlier: Vec<Value> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let Value::Object(map) = item else {
+            errors.push(err(
+                &path,
+                "must be a mapping with `name`, an optional `match`, and `to` or `drop: true`",
+            ));
+            continue;
+        };
+        unknown_keys(&map, &path, ROUTE_KEYS, errors);
+        let name = route_name(map.get("name"), &path, &names, errors);
+        if let Some(n) = &name {
+            names.push((n.clone(), i));
+        }
+        let written = match map.get("match") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v) => v.clone(),
+        };
+        let matcher = Match::parse(&written, &join(&path, "match"), errors);
+        if let Some((j, n)) = &catch_all {
+            errors.push(err(
+                &path,
+                format!("unreachable: routes[{j}] (`{n}`) matches every span before it"),
+            ));
+        } else if let Some(j) = earlier.iter().position(|m| *m == written) {
+            errors.push(err(
+                &join(&path, "match"),
+                format!(
+                    "unreachable: the same match as routes[{j}], which takes these spans first"
+                ),
+            ));
+        }
+        earlier.push(written);
+        if catch_all.is_none() && matcher.as_ref().is_some_and(Match::is_all) {
+            catch_all = Some((i, name.clone().unwrap_or_default()));
+        }
+        let action = route_action(&map, &path, exporters, errors);
+        if let (Some(name), Some(matcher), Some(action)) = (name, matcher, action) {
+            out.routes.push(RouteConfig {
+                name,
+                matcher,
+                action,
+            });
+        }
+    }
+    if let Some(v) = default {
+        if let Some((j, n)) = &catch_all {
+            errors.push(err(
+                "default_route",
+                format!("unreachable: routes[{j}] (`{n}`) matches every span"),
+            ));
+        }
+        match v {
+            Value::Object(map) => {
+                unknown_keys(&map, "default_route", ACTION_KEYS, errors);
+                out.default = route_action(&map, "default_route", exporters, errors);
+            }
+            _ => errors.push(err(
+                "default_route",
+                "must be a mapping with `to: [exporter, ...]` or `drop: true`",
+            )),
+        }
+    }
+    out
+}
+
+fn unknown_keys(
+    map: &Map<String, Value>,
+    path: &str,
+    allowed: &[&str],
+    errors: &mut Vec<ConfigError>,
+) {
+    for k in map.keys().filter(|k| !allowed.contains(&k.as_str())) {
+        errors.push(err(
+            &join(path, k),
+            format!("unknown key (one of: {})", allowed.join(", ")),
+        ));
+    }
+}
+
+fn route_name(
+    v: Option<&Value>,
+    path: &str,
+    taken: &[(String, usize)],
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    let path = join(path, "name");
+    let message = match v {
+        None => "missing: every route needs a unique name (it labels the route's metrics)".into(),
+        Some(Value::String(n)) if !valid_name(n) => "route names use [a-zA-Z0-9_-] only".into(),
+        Some(Value::String(n)) if n == DEFAULT_ROUTE => {
+            format!("`{DEFAULT_ROUTE}` is reserved for default_route")
+        }
+        Some(Value::String(n)) => match taken.iter().find(|(t, _)| t == n) {
+            Some((_, j)) => format!("duplicate route name `{n}` (also routes[{j}])"),
+            None => return Some(n.clone()),
+        },
+        Some(_) => "must be a string".into(),
+    };
+    errors.push(err(&path, message));
+    None
+}
+
+/// `to` / `drop`, `sample` and `pinpoint` of a route or of `default_route`.
+fn route_action(
+    map: &Map<String, Value>,
+    path: &str,
+    exporters: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> Option<RouteAction> {
+    let before = errors.len();
+    let drop = match map.get("drop") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(err(&join(path, "drop"), "must be true or false"));
+            false
+        }
+    };
+    let to = map
+        .get("to")
+        .map(|v| exporter_list(v, &join(path, "to"), exporters, errors));
+    let destination = match (to, drop) {
+        (Some(_), true) => {
+            errors.push(err(
+                &join(path, "drop"),
+                "contradiction: `drop: true` with `to:` (a route either sends or drops)",
+            ));
+            None
+        }
+        (Some(names), false) => Some(Destination::Exporters(names)),
+        (None, true) => Some(Destination::Drop),
+        (None, false) => {
+            errors.push(err(path, "needs `to: [exporter, ...]` or `drop: true`"));
+            None
+        }
+    };
+    let sample = match map.get("sample") {
+        None => None,
+        Some(v) => match fraction(v) {
+            Some(x) => {
+                if drop {
+                    errors.push(err(
+                        &join(path, "sample"),
+                        "contradiction: sampling on a route that drops",
+                    ));
+                }
+                Some(x)
+            }
+            _ => {
+                errors.push(err(
+                    &join(path, "sample"),
+                    "must be a number in (0, 1]: the fraction of traces kept",
+                ));
+                None
+            }
+        },
+    };
+    let pinpoint = map.get("pinpoint").and_then(|v| {
+        let here = join(path, "pinpoint");
+        if drop {
+            errors.push(err(
+                &here,
+                "contradiction: Pinpoint settings on a route that drops",
+            ));
+        }
+        pinpoint_overrides(v, &here, errors)
+    });
+    (errors.len() == before).then_some(RouteAction {
+        destination: destination?,
+        sample,
+        pinpoint,
+    })
+}
+
+/// How many entries of one `to:` may carry their own `sample` (each doubles the
+/// destinations the route can pick from).
+pub const MAX_SAMPLED_EXPORTERS: usize = 4;
+
+fn exporter_list(
+    v: &Value,
+    path: &str,
+    exporters: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<ExporterRef> {
+    let items = match v {
+        Value::Array(items) => items.as_slice(),
+        Value::String(_) => std::slice::from_ref(v),
+        _ => {
+            errors.push(err(path, "must be a list of exporter names"));
+            return Vec::new();
+        }
+    };
+    if items.is_empty() {
+        errors.push(err(
+            path,
+            "must name at least one exporter (to drop spans, write `drop: true`)",
+        ));
+    }
+    let mut refs: Vec<ExporterRef> = Vec::with_capacity(items.len());
+    for (j, item) in items.iter().enumerate() {
+        let here = format!("{path}[{j}]");
+        let (name, name_path, sample) = match item {
+            Value::String(n) => (n.as_str(), here.clone(), None),
+            Value::Object(map) => {
+                unknown_keys(map, &here, &["exporter", "sample"], errors);
+                let sample = map.get("sample").and_then(|v| {
+                    let x = fraction(v);
+                    if x.is_none() {
+                        errors.push(err(
+                            &join(&here, "sample"),
+                            "must be a number in (0, 1]: the fraction of traces this exporter gets",
+                        ));
+                    }
+                    x
+                });
+                match map.get("exporter").and_then(Value::as_str) {
+                    Some(n) => (n, join(&here, "exporter"), sample),
+                    None => {
+                        errors.push(err(
+                            &join(&here, "exporter"),
+                            "missing: the exporter's name",
+                        ));
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                errors.push(err(
+                    &here,
+                    "must be an exporter name or { exporter: NAME, sample: FRACTION }",
+                ));
+                continue;
+            }
+        };
+        if !exporters.iter().any(|e| e == name) {
+            errors.push(err(
+                &name_path,
+                format!(
+                    "unknown exporter `{name}` (exporters: {})",
+                    exporters.join(", ")
+                ),
+            ));
+        } else if refs.iter().any(|r| r.exporter == name) {
+            errors.push(err(&name_path, format!("`{name}` is listed twice")));
+        } else {
+            refs.push(ExporterRef {
+                exporter: name.to_owned(),
+                sample,
+            });
+        }
+    }
+    if refs.iter().filter(|r| r.sample.is_some()).count() > MAX_SAMPLED_EXPORTERS {
+        errors.push(err(
+            path,
+            format!(
+                "at most {MAX_SAMPLED_EXPORTERS} exporters of one route may have their own sample"
+            ),
+        ));
+    }
+    refs
+}
+
+/// A sampling ratio: a number in (0, 1].
+fn fraction(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| *x > 0.0 && *x <= 1.0)
+}
+
+/// The longest application name every Pinpoint collector accepts (later versions take
+/// more), and the characters Pinpoint allows in ids.
+const PINPOINT_APP_NAME_MAX: usize = 24;
+
+fn pinpoint_overrides(
+    v: &Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<RouteOverrides> {
+    let Value::Object(map) = v else {
+        errors.push(err(
+            path,
+            "must be a mapping with service_type and/or application_name",
+        ));
+        return None;
+    };
+    let before = errors.len();
+    unknown_keys(map, path, &["service_type", "application_name"], errors);
+    if map.is_empty() {
+        errors.push(err(path, "set service_type and/or application_name"));
+    }
+    let service_type = map.get("service_type").and_then(|v| {
+        let t = v
+            .as_i64()
+            .and_then(|n| i16::try_from(n).ok())
+            .filter(|n| *n > 0);
+        if t.is_none() {
+            errors.push(err(
+                &join(path, "service_type"),
+                "must be a Pinpoint service type code, 1 to 32767",
+            ));
+        }
+        t
+    });
+    let application_name = map.get("application_name").and_then(|v| {
+        let name = v.as_str().filter(|n| {
+            (1..=PINPOINT_APP_NAME_MAX).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+        if name.is_none() {
+            errors.push(err(
+                &join(path, "application_name"),
+                format!(
+                    "must be 1 to {PINPOINT_APP_NAME_MAX} characters of [a-zA-Z0-9._-] (what Pinpoint accepts)"
+                ),
+            ));
+        }
+        name.map(str::to_owned)
+    });
+    (errors.len() == before).then_some(RouteOverrides {
+        service_type,
+        application_name,
+    })
 }
 
 fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
@@ -977,6 +1411,277 @@ colour: blue
         assert_eq!(parse_bytes("1000"), Ok(1000));
         assert_eq!(parse_bytes("4MB"), Ok(4_000_000));
         assert!(parse_bytes("4XB").is_err());
+    }
+
+    const TWO_EXPORTERS: &str = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  pinpoint: { type: null }\n  zipkin: { type: null }\n";
+
+    #[test]
+    fn routes_are_read_in_order_with_their_actions() {
+        let text = format!(
+            "{TWO_EXPORTERS}routes:\n\
+             \x20 - name: payments-debug\n\
+             \x20   match:\n\
+             \x20     resource: {{ service.name: {{ glob: 'pay*' }} }}\n\
+             \x20     scope: {{ name: io.opentelemetry.jdbc }}\n\
+             \x20     span: {{ http.response.status_code: {{ gte: 500 }} }}\n\
+             \x20     kind: [server, client]\n\
+             \x20     status: [error]\n\
+             \x20   sample: 0.1\n\
+             \x20   to: [pinpoint, zipkin]\n\
+             \x20   pinpoint: {{ service_type: 1700, application_name: payments }}\n\
+             \x20 - name: health\n\
+             \x20   match: {{ span_name: {{ glob: 'GET /health*' }} }}\n\
+             \x20   drop: true\n\
+             \x20 - name: copy\n\
+             \x20   match: {{ kind: [internal] }}\n\
+             \x20   to: [pinpoint, {{ exporter: zipkin, sample: 0.25 }}]\n\
+             default_route: {{ to: zipkin }}\n"
+        );
+        let c = parse(&text, &no_env).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = &c.routing;
+        assert_eq!(r.routes.len(), 3);
+        assert_eq!(r.routes[0].name, "payments-debug");
+        assert_eq!(
+            r.routes[0].action.destination,
+            Destination::Exporters(vec![
+                ExporterRef::all("pinpoint"),
+                ExporterRef::all("zipkin")
+            ])
+        );
+        assert_eq!(r.routes[0].action.sample, Some(0.1));
+        assert_eq!(
+            r.routes[0].action.pinpoint,
+            Some(RouteOverrides {
+                service_type: Some(1700),
+                application_name: Some("payments".into())
+            })
+        );
+        let m = &r.routes[0].matcher;
+        assert!(m.is_span_level() && !m.is_all());
+        assert_eq!((m.resource.len(), m.span.len()), (1, 1));
+        assert!(m.scope_name.is_some() && m.kinds.is_some() && m.statuses.is_some());
+        assert_eq!(r.routes[1].action.destination, Destination::Drop);
+        assert_eq!(
+            r.routes[2].action.destination,
+            Destination::Exporters(vec![
+                ExporterRef::all("pinpoint"),
+                ExporterRef {
+                    exporter: "zipkin".into(),
+                    sample: Some(0.25)
+                }
+            ])
+        );
+        assert_eq!(
+            r.default.as_ref().map(|d| &d.destination),
+            Some(&Destination::Exporters(vec![ExporterRef::all("zipkin")]))
+        );
+        // No routes section (or empty ones): no routes and no default (every exporter
+        // gets everything).
+        for extra in [
+            "",
+            "routes: []\ndefault_route: ~\n",
+            "routes:\ndefault_route:\n",
+        ] {
+            let c = parse(&format!("{TWO_EXPORTERS}{extra}"), &no_env).expect(extra);
+            assert!(c.routing.routes.is_empty() && c.routing.default.is_none());
+        }
+    }
+
+    #[test]
+    fn route_contradictions_are_errors_with_paths() {
+        let route = "  - name: ok\n    match: { kind: [server] }\n    to: [pinpoint]\n";
+        // (routes section, path, part of the message)
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("routes:\n{route}  - name: both\n    to: [zipkin]\n    drop: true\n"),
+                "routes[1].drop",
+                "contradiction",
+            ),
+            (
+                "routes:\n  - name: all\n    to: [pinpoint]\n  - name: later\n    match: { kind: [client] }\n    to: [zipkin]\n".into(),
+                "routes[1]",
+                "unreachable: routes[0] (`all`)",
+            ),
+            (
+                "routes:\n  - name: all\n    match: {}\n    drop: true\ndefault_route: { to: [pinpoint] }\n".into(),
+                "default_route",
+                "unreachable",
+            ),
+            (
+                format!("routes:\n{route}  - name: again\n    match: {{ kind: [server] }}\n    to: [zipkin]\n"),
+                "routes[1].match",
+                "the same match as routes[0]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: 0\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: 1.5\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    sample: half\n    to: [zipkin]\n"),
+                "routes[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: s\n    match: {{ kind: [client] }}\n    sample: 0.5\n    drop: true\n"),
+                "routes[1].sample",
+                "sampling on a route that drops",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ span: {{ http.response.status_code: {{ gt: 599, lt: 500 }} }} }}\n    to: [zipkin]\n"),
+                "routes[1].match.span[\"http.response.status_code\"]",
+                "`gt: 599` and `lt: 500`",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n  - name: u\n    match: {{ kind: [producer] }}\n    to: [pinpoint, jaeger]\n"),
+                "routes[2].to[1]",
+                "unknown exporter `jaeger` (exporters: pinpoint, zipkin)",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin, zipkin]\n"),
+                "routes[1].to[1]",
+                "listed twice",
+            ),
+            (
+                format!("routes:\n{route}  - name: ok\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "duplicate route name `ok` (also routes[0])",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: []\n"),
+                "routes[1].to",
+                "at least one exporter",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n"),
+                "routes[1]",
+                "needs `to",
+            ),
+            (
+                format!("routes:\n{route}  - match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "missing",
+            ),
+            (
+                format!("routes:\n{route}  - name: default\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "reserved",
+            ),
+            (
+                format!("routes:\n{route}  - name: 'a b'\n    match: {{ kind: [client] }}\n    to: [zipkin]\n"),
+                "routes[1].name",
+                "[a-zA-Z0-9_-]",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    tos: [zipkin]\n    to: [zipkin]\n"),
+                "routes[1].tos",
+                "unknown key",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ span_name: {{ regex: 'GET (' }} }}\n    to: [zipkin]\n"),
+                "routes[1].match.span_name.regex",
+                "invalid regex",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{ service_type: 70000 }}\n"),
+                "routes[1].pinpoint.service_type",
+                "1 to 32767",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{ application_name: 'a-name-much-longer-than-pinpoint-allows' }}\n"),
+                "routes[1].pinpoint.application_name",
+                "1 to 24 characters",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    drop: true\n    pinpoint: {{ service_type: 1000 }}\n"),
+                "routes[1].pinpoint",
+                "contradiction",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin]\n    pinpoint: {{}}\n"),
+                "routes[1].pinpoint",
+                "service_type and/or application_name",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [zipkin, {{ exporter: pinpoint, sample: 0 }}]\n"),
+                "routes[1].to[1].sample",
+                "(0, 1]",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ sample: 0.5 }}]\n"),
+                "routes[1].to[0].exporter",
+                "missing",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ exporter: jaeger }}]\n"),
+                "routes[1].to[0].exporter",
+                "unknown exporter",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [{{ exporter: zipkin, rate: 1 }}]\n"),
+                "routes[1].to[0].rate",
+                "unknown key",
+            ),
+            (
+                format!("routes:\n{route}  - name: r\n    match: {{ kind: [client] }}\n    to: [[zipkin]]\n"),
+                "routes[1].to[0]",
+                "exporter name or",
+            ),
+            ("routes: { name: x }\n".into(), "routes", "list"),
+            (
+                "default_route: { to: [pinpoint], match: { kind: [server] } }\n".into(),
+                "default_route.match",
+                "unknown key",
+            ),
+            ("default_route: {}\n".into(), "default_route", "needs `to"),
+        ];
+        for (routes, path, message) in cases {
+            let text = format!("{TWO_EXPORTERS}{routes}");
+            let errs = parse(&text, &no_env).expect_err(&routes);
+            assert!(
+                errs.iter()
+                    .any(|e| e.path == path && e.message.contains(message)),
+                "{routes}\nwant {path}: {message}\ngot {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_route_error_is_reported_at_once() {
+        let text = format!(
+            "{TWO_EXPORTERS}routes:\n\
+             \x20 - name: a\n    match: {{ span: {{ k: {{ regex: '[' }} }} }}\n    to: [nope]\n\
+             \x20 - name: a\n    match: {{ kind: [sever] }}\n    sample: 2\n    to: [zipkin]\n\
+             exporters_typo: 1\n"
+        );
+        let errs = parse(&text, &no_env).expect_err("invalid");
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "routes[0].match.span[\"k\"].regex",
+            "routes[0].to[0]",
+            "routes[1].name",
+            "routes[1].match.kind[0]",
+            "routes[1].sample",
+            "exporters_typo",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {errs:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_may_name_an_exporter_whose_own_config_is_wrong() {
+        // Only the exporter's own error is reported, not a confusing "unknown exporter".
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  broken: { type: file }\nroutes:\n  - name: r\n    to: [broken]\n";
+        let errs = parse(text, &no_env).expect_err("invalid");
+        assert!(
+            errs.iter().all(|e| e.path.starts_with("exporters.broken")),
+            "{errs:?}"
+        );
     }
 
     #[test]

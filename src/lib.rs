@@ -14,3 +14,4 @@ pub mod ids;
 pub mod pipeline;
 pub mod receiver;
 pub mod selfmetrics;
+pub mod testdata;

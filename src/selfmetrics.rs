@@ -1,7 +1,8 @@
 //! The gateway's own metrics: every name is defined here, with its help text.
 //!
-//! Labels are low-cardinality only (`receiver`, `exporter`, `reason`, `outcome`, `map`);
-//! never a trace id, a service name or anything else that grows with traffic.
+//! Labels are low-cardinality only (`receiver`, `exporter`, `reason`, `outcome`, `map`,
+//! and `route`/`action`, whose values the config fixes); never a trace id, a service name
+//! or anything else that grows with traffic.
 
 use std::sync::OnceLock;
 
@@ -65,6 +66,10 @@ pub const PYROSCOPE_STACKS_OVERFLOW: &str = "bridge_pyroscope_stack_overflow_spa
 pub const PYROSCOPE_SPANS_DROPPED: &str = "bridge_pyroscope_spans_dropped_total";
 /// Spans held until their trace settles, per `exporter`.
 pub const PYROSCOPE_PENDING_SPANS: &str = "bridge_pyroscope_pending_spans";
+
+/// Spans each route decided on, per `route` (its name, or `default`) and `action`
+/// (`export`, `drop`, `sampled_out`).
+pub const ROUTE_SPANS: &str = "bridge_route_spans_total";
 
 /// Identity mapping cache lookups that found an entry, per `map`.
 pub const ID_CACHE_HITS: &str = "bridge_id_cache_hits_total";
@@ -202,6 +207,10 @@ fn describe() {
     describe_counter!(
         EXPORTER_HTTP_REQUESTS,
         "HTTP requests of HTTP exporters, by status class or error."
+    );
+    describe_counter!(
+        ROUTE_SPANS,
+        "Spans each route decided on: exported, dropped, or sampled out."
     );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");

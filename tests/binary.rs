@@ -67,7 +67,7 @@ fn check_config_lists_every_error_and_exits_64() {
     let path = dir.path().join("broken.yaml");
     std::fs::write(
         &path,
-        "receivers:\n  otlp:\n    grpc: { endpoint: nowhere }\nexporters:\n  a: { type: file }\n  b: { type: carrier-pigeon }\n  c:\n    type: null\n    batch: { timeout: fast }\nadmin: { endpoint: '${env:BRIDGE_TEST_SURELY_UNSET}' }\n",
+        "receivers:\n  otlp:\n    grpc: { endpoint: nowhere }\nexporters:\n  a: { type: file }\n  b: { type: carrier-pigeon }\n  c:\n    type: null\n    batch: { timeout: fast }\nadmin: { endpoint: '${env:BRIDGE_TEST_SURELY_UNSET}' }\nroutes:\n  - name: r\n    match: { span: { k: { regex: '(' } } }\n    to: [nope]\n",
     )
     .expect("write");
     let out = Command::new(BIN)
@@ -83,10 +83,12 @@ fn check_config_lists_every_error_and_exits_64() {
         "exporters.b.type: unknown exporter type `carrier-pigeon`",
         "exporters.c: `fast` is not a duration",
         "admin.endpoint: environment variable `BRIDGE_TEST_SURELY_UNSET` is not set",
+        "routes[0].to[0]: unknown exporter `nope`",
+        "routes[0].match.span[\"k\"].regex: invalid regex `(`: unclosed group",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
-    assert!(err.contains("5 error(s)"), "{err}");
+    assert!(err.contains("7 error(s)"), "{err}");
 }
 
 #[test]

@@ -2,12 +2,13 @@
 //! exporter, batching, retry and fan-out.
 //!
 //! Receivers hand a [`Block`] (the valid spans of one request) to [`Pipeline::submit`].
-//! The [`router`] picks the exporters that get it; admission then reserves room for it
-//! in every chosen queue *before* anything is enqueued, so a request is either taken by
-//! every exporter it is routed to or refused as a whole with a retryable status:
-//! a client retry never duplicates spans in the exporters that had room.
-//! An exporter whose queue says `on_full: drop` skips the block instead (counted) and
-//! never refuses on behalf of the others.
+//! The [`router`] decides span by span, by the routes of the config ([`rules`]), which
+//! exporters get what, and returns the part of the block for each; admission then
+//! reserves room for every part in its queue *before* anything is enqueued, so a request
+//! is either taken by every exporter it is routed to or refused as a whole with a
+//! retryable status: a client retry never duplicates spans in the exporters that had
+//! room. An exporter whose queue says `on_full: drop` skips its part instead (counted)
+//! and never refuses on behalf of the others.
 //!
 //! Queue room is counted in spans with a semaphore; a queued item holds its permits until
 //! the batch it joins has been exported (or given up), so "queued" includes in-flight.
@@ -20,6 +21,7 @@
 //! in one batch: a profile batch is exactly one request.
 
 pub mod router;
+pub mod rules;
 pub mod worker;
 
 use std::sync::Arc;
@@ -33,13 +35,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 use crate::config::{BatchConfig, ExporterConfig, OnFull, RetryConfig};
 use crate::selfmetrics as m;
-use router::Router;
+use router::{RouteOverrides, Router};
 
 /// The valid spans of one request (or the part of it routed to one exporter).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Block {
     pub resource_spans: Vec<ResourceSpans>,
     pub span_count: usize,
+    /// What the route that chose these spans sets for the Pinpoint exporter; `None`
+    /// when it sets nothing (and always, on a block fresh from a receiver).
+    pub overrides: Option<Arc<RouteOverrides>>,
 }
 
 impl Block {
@@ -54,6 +59,7 @@ impl Block {
         Self {
             resource_spans,
             span_count,
+            overrides: None,
         }
     }
 }

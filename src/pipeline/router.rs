@@ -1,33 +1,1153 @@
 //! Routing: which exporters receive which spans.
 //!
-//! This is the seam for config-driven routing rules. Today there is one route, "every
-//! exporter gets every span", which shares one block among all exporters without copying.
-//! A rule-based router replaces [`Router::route`]'s body and may split a block into
-//! per-exporter parts; the pipeline around it does not change.
+//! The routes of the config are tried in order for every span, and the first whose
+//! `match:` holds decides: send to its exporters (keeping only a fraction of traces when
+//! it samples), or drop. A span no route takes follows the default route (without
+//! `default_route:` in the config, every exporter gets it).
+//!
+//! Cost model, so that routing stays well under a microsecond per span:
+//! - resource conditions are evaluated once per `ResourceSpans`, scope conditions once
+//!   per `ScopeSpans`; only the routes that survive both are tried on each span, and a
+//!   surviving route without span conditions ends the list. When that leaves one route
+//!   that needs no sampling, the whole scope is decided at once, with no per-span work;
+//! - the span attribute keys any route looks at are found in one pass over the span's
+//!   attributes (bucketed by key length), the first time a route needs one; a route that
+//!   needs an attribute the span lacks is rejected by one mask test; globs and regexes
+//!   were compiled at load, and exporter names resolved to queue indices;
+//! - spans are moved, not cloned. When every span of a block goes the same way (the
+//!   common case), the block itself is the part, shared as one `Arc` by all the
+//!   exporters it goes to. Otherwise the block is split into one part per destination,
+//!   rebuilding only the `ResourceSpans`/`ScopeSpans` that are divided. The one
+//!   exception is an exporter with its own sample (`{ exporter, sample }`, a debug
+//!   copy): it gets clones of the spans its sample keeps, so that the other exporters'
+//!   part stays whole.
+//!
+//! Routes with the same exporters and the same Pinpoint overrides share a destination,
+//! so their spans travel in one part.
 
 use std::sync::Arc;
 
-use super::{Block, SharedBlock};
+use metrics::Counter;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-/// Decides the exporters (by index, in config order) for each block.
-#[derive(Debug, Clone)]
-pub struct Router {
-    exporters: usize,
+use super::rules::{CodeSet, Condition, Match, Sampler, Val};
+use super::{Block, SharedBlock};
+use crate::config::{Destination, ExporterConfig, ExporterRef, RouteAction, RoutingConfig};
+use crate::selfmetrics as m;
+
+/// What a route sets for the Pinpoint exporter on the spans it sends (`pinpoint:` in a
+/// route). Carried on the routed [`Block`]; other exporters ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteOverrides {
+    /// Pinpoint service type code (e.g. 1000 for a standalone Java application).
+    pub service_type: Option<i16>,
+    /// Pinpoint application name.
+    pub application_name: Option<String>,
 }
 
-impl Router {
-    /// Every exporter gets every span.
-    #[must_use]
-    pub fn all(exporters: usize) -> Self {
-        Self { exporters }
+/// The metric label of the default route.
+pub const DEFAULT_ROUTE: &str = "default";
+
+/// Decides, span by span, the exporters (by index, in config order) for each block.
+#[derive(Debug)]
+pub struct Router {
+    /// The configured routes in order, then the default route (always last, matches all).
+    rules: Box<[Rule]>,
+    destinations: Box<[Dest]>,
+    /// The span attribute keys any route looks at; a route refers to them by index.
+    span_keys: KeyIndex,
+}
+
+/// Span attribute keys by index, with the indices bucketed by key length so that
+/// finding them among a span's attributes costs about one comparison per attribute.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    keys: Box<[Box<str>]>,
+    by_len: Box<[Box<[usize]>]>,
+}
+
+impl KeyIndex {
+    fn new(keys: Vec<Box<str>>) -> Self {
+        let longest = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+        let by_len = (0..=longest)
+            .map(|len| (0..keys.len()).filter(|i| keys[*i].len() == len).collect())
+            .collect();
+        Self {
+            keys: keys.into(),
+            by_len,
+        }
     }
 
-    /// Returns `(exporter index, the part of the block for it)` pairs.
+    /// The index of `key`, if a route looks at it.
+    #[inline]
+    fn find(&self, key: &str) -> Option<usize> {
+        let k = key.as_bytes();
+        self.by_len.get(k.len())?.iter().copied().find(|i| {
+            let want = self.keys[*i].as_bytes();
+            want.first() == k.first() && want.last() == k.last() && want == k
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    matcher: Match,
+    /// `matcher.span` with keys resolved to indices into `Router::span_keys`.
+    span_attrs: Box<[(usize, Condition)]>,
+    /// Bit `i`: span attribute key `i` (below 64) must be present for a match.
+    required: u64,
+    span_level: bool,
+    /// The route's own `sample`: spans of the other traces are dropped.
+    sampler: Option<Sampler>,
+    targets: Targets,
+    counted: Counted,
+}
+
+/// Where a rule's spans go (destinations are indices into `Router::destinations`).
+#[derive(Debug)]
+enum Targets {
+    Drop,
+    /// Every span to `main`, and to the exporters with their own sample (`copies`) when
+    /// they keep its trace. Without `main` (every exporter samples), the copies' pick is
+    /// where the span goes.
+    Send {
+        main: Option<u32>,
+        copies: Option<Copies>,
+    },
+}
+
+/// The exporters of one route that sample on their own: bit `i` of the index into
+/// `variants` says whether `samplers[i]` keeps the trace; `None` is "none of them".
+#[derive(Debug)]
+struct Copies {
+    samplers: Box<[Sampler]>,
+    variants: Box<[Option<u32>]>,
+}
+
+impl Copies {
+    fn pick(&self, trace_id: &[u8]) -> Option<u32> {
+        let mask = self
+            .samplers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.keeps(trace_id))
+            .fold(0usize, |m, (bit, _)| m | 1 << bit);
+        self.variants.get(mask).copied().flatten()
+    }
+}
+
+impl Targets {
+    /// Where a span of trace `trace_id` goes: its destination (the span itself moves
+    /// there) and the destination of a sampled copy (the span is cloned for it).
+    fn pick(&self, trace_id: &[u8]) -> (Option<u32>, Option<u32>) {
+        match self {
+            Self::Drop => (None, None),
+            Self::Send {
+                main: Some(d),
+                copies,
+            } => (Some(*d), copies.as_ref().and_then(|c| c.pick(trace_id))),
+            Self::Send { main: None, copies } => {
+                (copies.as_ref().and_then(|c| c.pick(trace_id)), None)
+            }
+        }
+    }
+}
+
+/// What [`Router::decide`] found for one block.
+struct Decisions {
+    /// Per span, in block order: its destination, or `DROPPED`.
+    main: Vec<u32>,
+    /// `(span position, destination)` of the sampled copies, in block order.
+    copies: Vec<(usize, u32)>,
+    /// Spans per destination, copies included.
+    spans: Vec<usize>,
+    /// Per rule: `[export, drop, sampled_out]`.
+    tally: Vec<[u64; 3]>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    export: Counter,
+    drop: Counter,
+    sampled_out: Counter,
+}
+
+impl Counted {
+    fn new(route: &str) -> Self {
+        let c = |action: &'static str| metrics::counter!(m::ROUTE_SPANS, "route" => route.to_owned(), "action" => action);
+        Self {
+            export: c("export"),
+            drop: c("drop"),
+            sampled_out: c("sampled_out"),
+        }
+    }
+}
+
+/// Exporters that receive the same part, with what the part carries for them.
+#[derive(Debug)]
+struct Dest {
+    exporters: Box<[usize]>,
+    overrides: Option<Arc<RouteOverrides>>,
+}
+
+/// The decision for one span: a destination index, or `DROPPED`.
+const DROPPED: u32 = u32::MAX;
+
+impl Router {
+    /// Every exporter gets every span, as one shared block (no routes configured).
+    #[must_use]
+    pub fn all(exporters: usize) -> Self {
+        Self::build(&[], None, &(0..exporters).collect::<Vec<_>>(), |_| None)
+    }
+
+    /// The router `routing` describes; exporter names are resolved against `exporters`
+    /// (the pipeline's queues, in the same order). The config was validated at load, so
+    /// every name resolves.
+    #[must_use]
+    pub fn new(routing: &RoutingConfig, exporters: &[ExporterConfig]) -> Self {
+        let all: Vec<usize> = (0..exporters.len()).collect();
+        let routes: Vec<(&str, &Match, &RouteAction)> = routing
+            .routes
+            .iter()
+            .map(|r| (r.name.as_str(), &r.matcher, &r.action))
+            .collect();
+        Self::build(&routes, routing.default.as_ref(), &all, |name| {
+            exporters.iter().position(|e| e.name == name)
+        })
+    }
+
+    fn build(
+        routes: &[(&str, &Match, &RouteAction)],
+        default: Option<&RouteAction>,
+        all: &[usize],
+        index_of: impl Fn(&str) -> Option<usize>,
+    ) -> Self {
+        let mut span_keys: Vec<Box<str>> = Vec::new();
+        let mut destinations: Vec<Dest> = Vec::new();
+        // The destination for exactly these exporters and overrides (`None`: no exporter).
+        let mut dest_of = |mut exporters: Vec<usize>, overrides: Option<&RouteOverrides>| {
+            exporters.sort_unstable();
+            exporters.dedup();
+            if exporters.is_empty() {
+                return None;
+            }
+            let found = destinations
+                .iter()
+                .position(|d| *d.exporters == *exporters && d.overrides.as_deref() == overrides);
+            let i = found.unwrap_or_else(|| {
+                destinations.push(Dest {
+                    exporters: exporters.into(),
+                    overrides: overrides.cloned().map(Arc::new),
+                });
+                destinations.len() - 1
+            });
+            u32::try_from(i).ok()
+        };
+        let mut targets = |action: Option<&RouteAction>| -> Targets {
+            let Some(action) = action else {
+                return Targets::Send {
+                    main: dest_of(all.to_vec(), None),
+                    copies: None,
+                };
+            };
+            let Destination::Exporters(refs) = &action.destination else {
+                return Targets::Drop;
+            };
+            let resolve = |r: &ExporterRef| index_of(&r.exporter);
+            let always: Vec<usize> = refs
+                .iter()
+                .filter(|r| r.sample.is_none())
+                .filter_map(resolve)
+                .collect();
+            let sampled: Vec<(usize, Sampler)> = refs
+                .iter()
+                .filter_map(|r| Some((resolve(r)?, Sampler::new(r.sample?))))
+                .collect();
+            let overrides = action.pinpoint.as_ref();
+            // One destination per combination of sampled exporters that keep a trace.
+            let copies = (!sampled.is_empty()).then(|| Copies {
+                samplers: sampled.iter().map(|(_, s)| *s).collect(),
+                variants: (0..1usize << sampled.len())
+                    .map(|mask| {
+                        let exporters = sampled
+                            .iter()
+                            .enumerate()
+                            .filter(|(bit, _)| mask & (1 << bit) != 0)
+                            .map(|(_, (e, _))| *e)
+                            .collect();
+                        dest_of(exporters, overrides)
+                    })
+                    .collect(),
+            });
+            Targets::Send {
+                main: dest_of(always, overrides),
+                copies,
+            }
+        };
+        let mut rules = Vec::with_capacity(routes.len() + 1);
+        for (name, matcher, action) in routes {
+            let span_attrs: Box<[(usize, Condition)]> = matcher
+                .span
+                .iter()
+                .map(|(k, c)| {
+                    let slot = span_keys.iter().position(|x| x == k).unwrap_or_else(|| {
+                        span_keys.push(k.clone());
+                        span_keys.len() - 1
+                    });
+                    (slot, c.clone())
+                })
+                .collect();
+            let required = required_keys(&span_attrs);
+            rules.push(Rule {
+                matcher: (*matcher).clone(),
+                span_attrs,
+                required,
+                span_level: matcher.is_span_level(),
+                sampler: action.sample.map(Sampler::new),
+                targets: targets(Some(*action)),
+                counted: Counted::new(name),
+            });
+        }
+        rules.push(Rule {
+            matcher: Match::default(),
+            span_attrs: Box::new([]),
+            required: 0,
+            span_level: false,
+            sampler: default.and_then(|d| d.sample).map(Sampler::new),
+            targets: targets(default),
+            counted: Counted::new(DEFAULT_ROUTE),
+        });
+        Self {
+            rules: rules.into(),
+            destinations: destinations.into(),
+            span_keys: KeyIndex::new(span_keys),
+        }
+    }
+
+    /// Returns `(exporter index, the part of the block for it)` pairs. An exporter may
+    /// appear more than once (parts with different Pinpoint overrides); a block whose
+    /// spans are all dropped yields nothing.
     #[must_use]
     pub fn route(&self, block: Block) -> Vec<(usize, SharedBlock)> {
-        let shared = Arc::new(block);
-        (0..self.exporters)
-            .map(|i| (i, Arc::clone(&shared)))
-            .collect()
+        let found = self.decide(&block);
+        for (rule, t) in self.rules.iter().zip(&found.tally) {
+            let counters = [
+                &rule.counted.export,
+                &rule.counted.drop,
+                &rule.counted.sampled_out,
+            ];
+            for (counter, n) in counters.into_iter().zip(t) {
+                if *n > 0 {
+                    counter.increment(*n);
+                }
+            }
+        }
+        let n = self.destinations.len();
+        // Copies first, while the block is still whole.
+        let copies = (!found.copies.is_empty()).then(|| copy_out(&block, &found.copies, n));
+        let mut parts = match uniform(&found.main) {
+            // Every span goes the same way: the block itself is the part, not a copy.
+            Some(d) if d != DROPPED => {
+                let mut parts = empty_parts(n);
+                if let Some(p) = parts.get_mut(d as usize) {
+                    *p = block.resource_spans;
+                }
+                parts
+            }
+            Some(_) => empty_parts(n),
+            None if found.main.is_empty() => empty_parts(n),
+            None => split(block, &found.main, n),
+        };
+        for (part, extra) in parts.iter_mut().zip(copies.into_iter().flatten()) {
+            part.extend(extra);
+        }
+        let mut out = Vec::new();
+        for ((resource_spans, dest), span_count) in parts
+            .into_iter()
+            .zip(self.destinations.iter())
+            .zip(found.spans)
+        {
+            if resource_spans.is_empty() {
+                continue;
+            }
+            let shared = Arc::new(Block {
+                resource_spans,
+                span_count,
+                overrides: dest.overrides.clone(),
+            });
+            out.extend(dest.exporters.iter().map(|e| (*e, Arc::clone(&shared))));
+        }
+        out
+    }
+
+    /// Decides every span of `block`, and counts.
+    fn decide(&self, block: &Block) -> Decisions {
+        let mut found = Decisions {
+            main: Vec::with_capacity(block.span_count),
+            copies: Vec::new(),
+            spans: vec![0; self.destinations.len()],
+            tally: vec![[0; 3]; self.rules.len()],
+        };
+        let mut resource_ok = vec![false; self.rules.len()];
+        let mut candidates: Vec<usize> = Vec::with_capacity(self.rules.len());
+        let mut attrs = SpanAttrs::new(&self.span_keys);
+        for rs in &block.resource_spans {
+            let resource = rs.resource.as_ref();
+            for (ok, rule) in resource_ok.iter_mut().zip(self.rules.iter()) {
+                *ok = rule.matcher.resource_matches(resource);
+            }
+            for ss in &rs.scope_spans {
+                // The routes this scope can reach, up to the first that takes every span.
+                candidates.clear();
+                for (i, rule) in self.rules.iter().enumerate() {
+                    if resource_ok[i] && rule.matcher.scope_matches(ss.scope.as_ref()) {
+                        candidates.push(i);
+                        if !rule.span_level {
+                            break;
+                        }
+                    }
+                }
+                // One route takes the whole scope the same way: no per-span work.
+                if let [only] = candidates[..]
+                    && let Some((main, outcome)) = self.rules[only].fixed()
+                {
+                    let n = ss.spans.len();
+                    found
+                        .main
+                        .extend(std::iter::repeat_n(main.unwrap_or(DROPPED), n));
+                    found.tally[only][outcome] += n as u64;
+                    add(&mut found.spans, main, n);
+                    continue;
+                }
+                for span in &ss.spans {
+                    attrs.reset();
+                    let chosen = candidates
+                        .iter()
+                        .copied()
+                        .find(|i| self.rules[*i].span_matches(span, &mut attrs))
+                        // The default route ends every list; this is never reached.
+                        .unwrap_or(self.rules.len() - 1);
+                    let rule = &self.rules[chosen];
+                    let (main, copy) = if rule.sampler.is_none_or(|s| s.keeps(&span.trace_id)) {
+                        rule.targets.pick(&span.trace_id)
+                    } else {
+                        (None, None)
+                    };
+                    let outcome = match (&rule.targets, main) {
+                        (_, Some(_)) => 0,
+                        (Targets::Drop, None) => 1,
+                        (Targets::Send { .. }, None) => 2,
+                    };
+                    found.tally[chosen][outcome] += 1;
+                    add(&mut found.spans, main, 1);
+                    add(&mut found.spans, copy, 1);
+                    if let Some(c) = copy {
+                        found.copies.push((found.main.len(), c));
+                    }
+                    found.main.push(main.unwrap_or(DROPPED));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The keys whose conditions fail on a missing attribute, as a bit mask (keys below 64).
+fn required_keys(span_attrs: &[(usize, Condition)]) -> u64 {
+    span_attrs
+        .iter()
+        .filter(|(slot, c)| *slot < 64 && !c.matches(None))
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+}
+
+/// Adds `n` spans to destination `d`'s count.
+fn add(spans: &mut [usize], d: Option<u32>, n: usize) {
+    if let Some(c) = d.and_then(|d| spans.get_mut(d as usize)) {
+        *c += n;
+    }
+}
+
+impl Rule {
+    /// When every span this rule takes goes the same way whatever its trace (no
+    /// sampling): that destination (`None`: dropped) and the tally column.
+    fn fixed(&self) -> Option<(Option<u32>, usize)> {
+        match &self.targets {
+            _ if self.sampler.is_some() => None,
+            Targets::Drop => Some((None, 1)),
+            Targets::Send {
+                main: Some(d),
+                copies: None,
+            } => Some((Some(*d), 0)),
+            Targets::Send { .. } => None,
+        }
+    }
+
+    fn span_matches<'a>(&self, span: &'a Span, attrs: &mut SpanAttrs<'_, 'a>) -> bool {
+        if !self.span_level {
+            return true;
+        }
+        let m = &self.matcher;
+        m.kinds.is_none_or(|k: CodeSet| k.contains(span.kind))
+            && m.statuses
+                .is_none_or(|s| s.contains(span.status.as_ref().map_or(0, |s| s.code)))
+            // One mask test rejects the rules that need an attribute the span lacks.
+            && (self.required == 0 || attrs.present(span) & self.required == self.required)
+            && m.span_name.as_ref().is_none_or(|c| {
+                c.matches(
+                    Some(span.name.as_str())
+                        .filter(|n| !n.is_empty())
+                        .map(Val::Str),
+                )
+            })
+            && self
+                .span_attrs
+                .iter()
+                .all(|(slot, c)| c.matches(attrs.get(*slot, span)))
+    }
+}
+
+/// The values of the span attributes routes look at, found in one pass on first use.
+struct SpanAttrs<'k, 'a> {
+    keys: &'k KeyIndex,
+    values: Vec<Option<Val<'a>>>,
+    /// Bit `i`: key `i` (below 64) is present.
+    present: u64,
+    filled: bool,
+}
+
+impl<'k, 'a> SpanAttrs<'k, 'a> {
+    fn new(keys: &'k KeyIndex) -> Self {
+        Self {
+            keys,
+            values: vec![None; keys.keys.len()],
+            present: 0,
+            filled: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.filled = false;
+    }
+
+    fn fill(&mut self, span: &'a Span) {
+        self.values.fill(None);
+        self.present = 0;
+        for kv in &span.attributes {
+            if let Some(i) = self.keys.find(&kv.key)
+                && self.values[i].is_none()
+            {
+                self.values[i] = Some(Val::of(kv.value.as_ref()));
+                if i < 64 {
+                    self.present |= 1 << i;
+                }
+            }
+        }
+        self.filled = true;
+    }
+
+    fn present(&mut self, span: &'a Span) -> u64 {
+        if !self.filled {
+            self.fill(span);
+        }
+        self.present
+    }
+
+    fn get(&mut self, slot: usize, span: &'a Span) -> Option<Val<'a>> {
+        if !self.filled {
+            self.fill(span);
+        }
+        self.values.get(slot).copied().flatten()
+    }
+}
+
+/// The one value of `decisions` when they are all equal (`None` when mixed or empty).
+fn uniform(decisions: &[u32]) -> Option<u32> {
+    let (first, rest) = decisions.split_first()?;
+    rest.iter().all(|d| d == first).then_some(*first)
+}
+
+fn empty_parts(destinations: usize) -> Vec<Vec<ResourceSpans>> {
+    (0..destinations).map(|_| Vec::new()).collect()
+}
+
+/// Clones the spans listed in `copies` (`(span position, destination)`, in block
+/// order) into per-destination parts, with their resource and scope.
+fn copy_out(
+    block: &Block,
+    copies: &[(usize, u32)],
+    destinations: usize,
+) -> Vec<Vec<ResourceSpans>> {
+    let mut parts = empty_parts(destinations);
+    let mut next = copies.iter().peekable();
+    let mut position = 0;
+    for rs in &block.resource_spans {
+        let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+        let end = position + n;
+        if next.peek().is_none_or(|(p, _)| *p >= end) {
+            position = end;
+            continue;
+        }
+        let mut scopes: Vec<Vec<ScopeSpans>> = empty_scopes(destinations);
+        for ss in &rs.scope_spans {
+            let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
+            for span in &ss.spans {
+                if let Some((_, d)) = next.next_if(|(p, _)| *p == position)
+                    && let Some(slot) = divided.get_mut(*d as usize)
+                {
+                    slot.get_or_insert_with(|| ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: ss.schema_url.clone(),
+                    })
+                    .spans
+                    .push(span.clone());
+                }
+                position += 1;
+            }
+            for (s, part) in scopes.iter_mut().zip(divided) {
+                s.extend(part);
+            }
+        }
+        for (part, scope_spans) in parts.iter_mut().zip(scopes) {
+            if !scope_spans.is_empty() {
+                part.push(ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans,
+                    schema_url: rs.schema_url.clone(),
+                });
+            }
+        }
+    }
+    parts
+}
+
+fn empty_scopes(destinations: usize) -> Vec<Vec<ScopeSpans>> {
+    (0..destinations).map(|_| Vec::new()).collect()
+}
+
+/// Moves every span to its destination's part; rebuilds the `ResourceSpans` and
+/// `ScopeSpans` whose spans go different ways (their headers are cloned for all but one
+/// destination, which takes the originals).
+fn split(block: Block, decisions: &[u32], destinations: usize) -> Vec<Vec<ResourceSpans>> {
+    let mut parts = empty_parts(destinations);
+    // Buffers reused for every divided resource and scope.
+    let mut scopes = empty_scopes(destinations);
+    let mut divided: Vec<Option<ScopeSpans>> = (0..destinations).map(|_| None).collect();
+    let mut counts = vec![0usize; destinations];
+    let mut at = 0;
+    for rs in block.resource_spans {
+        let n: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+        let here = decisions.get(at..at + n).unwrap_or_default();
+        at += n;
+        match uniform(here) {
+            Some(DROPPED) => continue,
+            Some(d) => {
+                if let Some(p) = parts.get_mut(d as usize) {
+                    p.push(rs);
+                }
+                continue;
+            }
+            None if n == 0 => continue,
+            None => {}
+        }
+        let ResourceSpans {
+            mut resource,
+            scope_spans,
+            mut schema_url,
+        } = rs;
+        let mut at_scope = 0;
+        for ss in scope_spans {
+            let n = ss.spans.len();
+            let here_scope = here.get(at_scope..at_scope + n).unwrap_or_default();
+            at_scope += n;
+            match uniform(here_scope) {
+                Some(DROPPED) => continue,
+                Some(d) => {
+                    if let Some(s) = scopes.get_mut(d as usize) {
+                        s.push(ss);
+                    }
+                    continue;
+                }
+                None if n == 0 => continue,
+                None => {}
+            }
+            let ScopeSpans {
+                mut scope,
+                spans,
+                schema_url: mut scope_schema,
+            } = ss;
+            counts.fill(0);
+            for d in here_scope {
+                if let Some(c) = counts.get_mut(*d as usize) {
+                    *c += 1;
+                }
+            }
+            let last = counts.iter().rposition(|c| *c > 0);
+            for (d, slot) in divided.iter_mut().enumerate() {
+                if counts[d] > 0 {
+                    let is_last = Some(d) == last;
+                    *slot = Some(ScopeSpans {
+                        scope: copy_or_take(&mut scope, is_last),
+                        spans: Vec::with_capacity(counts[d]),
+                        schema_url: copy_or_take(&mut scope_schema, is_last),
+                    });
+                }
+            }
+            for (span, d) in spans.into_iter().zip(here_scope) {
+                if let Some(Some(part)) = divided.get_mut(*d as usize) {
+                    part.spans.push(span);
+                }
+            }
+            for (s, part) in scopes.iter_mut().zip(divided.iter_mut()) {
+                s.extend(part.take());
+            }
+        }
+        let last = scopes.iter().rposition(|s| !s.is_empty());
+        for (d, s) in scopes.iter_mut().enumerate() {
+            if !s.is_empty() {
+                let is_last = Some(d) == last;
+                parts[d].push(ResourceSpans {
+                    resource: copy_or_take(&mut resource, is_last),
+                    scope_spans: std::mem::take(s),
+                    schema_url: copy_or_take(&mut schema_url, is_last),
+                });
+            }
+        }
+    }
+    parts
+}
+
+/// The last user of `value` takes it; the others get copies.
+fn copy_or_take<T: Clone + Default>(value: &mut T, last: bool) -> T {
+    if last {
+        std::mem::take(value)
+    } else {
+        value.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::testdata;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, InstrumentationScope, KeyValue, any_value,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::Status;
+
+    fn router(routes_yaml: &str) -> Router {
+        let text = format!(
+            "receivers:\n  otlp:\n    grpc: {{ endpoint: 127.0.0.1:0 }}\nexporters:\n  a: {{ type: null }}\n  b: {{ type: null }}\n  c: {{ type: null }}\n{routes_yaml}"
+        );
+        let c = config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+        Router::new(&c.routing, &c.exporters)
+    }
+
+    fn s(v: &str) -> Option<AnyValue> {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        })
+    }
+
+    fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
+        KeyValue {
+            key: k.to_owned(),
+            value: v,
+            ..Default::default()
+        }
+    }
+
+    /// A span whose id is `id` (repeated), with a kind, a status code and attributes.
+    fn span(id: u8, kind: i32, status: i32, attrs: Vec<KeyValue>) -> Span {
+        Span {
+            trace_id: vec![id; 16],
+            span_id: vec![id; 8],
+            kind,
+            status: Some(Status {
+                code: status,
+                ..Default::default()
+            }),
+            attributes: attrs,
+            name: format!("span-{id}"),
+            ..Default::default()
+        }
+    }
+
+    fn resource_spans(service: &str, scopes: Vec<(&str, Vec<Span>)>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service))],
+                ..Default::default()
+            }),
+            scope_spans: scopes
+                .into_iter()
+                .map(|(name, spans)| ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: name.to_owned(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    ..Default::default()
+                })
+                .collect(),
+            schema_url: String::new(),
+        }
+    }
+
+    /// `(exporter, sorted span ids)` for every part, sorted.
+    fn ids(routed: &[(usize, SharedBlock)]) -> Vec<(usize, Vec<u8>)> {
+        let mut out: Vec<(usize, Vec<u8>)> = routed
+            .iter()
+            .map(|(e, b)| {
+                let mut ids: Vec<u8> = b
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.span_id[0])
+                    .collect();
+                ids.sort_unstable();
+                assert_eq!(ids.len(), b.span_count, "span_count is exact");
+                (*e, ids)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn no_routes_shares_one_block_with_every_exporter() {
+        let r = Router::all(3);
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]);
+        let routed = r.route(block);
+        assert_eq!(routed.len(), 3);
+        assert!(routed.iter().all(|(_, b)| Arc::ptr_eq(b, &routed[0].1)));
+        assert_eq!(
+            routed.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // Same through the config path without a routes section.
+        let routed = router("").route(Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]));
+        assert_eq!(routed.len(), 3);
+        assert!(
+            Router::all(0)
+                .route(Block::new(vec![resource_spans(
+                    "x",
+                    vec![("s", vec![span(1, 2, 0, vec![])])]
+                )]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn whole_block_on_one_route_is_shared_not_copied() {
+        let r = router(
+            "routes:\n  - name: pay\n    match: { resource: { service.name: { glob: 'pay*' } } }\n    to: [a, c]\n",
+        );
+        let block = Block::new(vec![
+            resource_spans(
+                "payments",
+                vec![("s", vec![span(1, 2, 0, vec![]), span(2, 3, 2, vec![])])],
+            ),
+            resource_spans("payroll", vec![("t", vec![span(3, 1, 0, vec![])])]),
+        ]);
+        let first_span: *const Span = &block.resource_spans[0].scope_spans[0].spans[0];
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(0, vec![1, 2, 3]), (2, vec![1, 2, 3])]);
+        assert!(
+            Arc::ptr_eq(&routed[0].1, &routed[1].1),
+            "one Arc for both exporters"
+        );
+        // The very same allocation: nothing was moved or copied.
+        assert!(std::ptr::eq(
+            &routed[0].1.resource_spans[0].scope_spans[0].spans[0],
+            first_span
+        ));
+        // Routes with the same exporters share a destination: still one block.
+        let r = router(
+            "routes:\n  - name: one\n    match: { kind: [server] }\n    to: [b]\n  - name: two\n    match: { kind: [client] }\n    to: [b]\ndefault_route: { to: [b] }\n",
+        );
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![
+                    span(1, 2, 0, vec![]),
+                    span(2, 3, 0, vec![]),
+                    span(3, 1, 0, vec![]),
+                ],
+            )],
+        )]);
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(1, vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn mixed_block_is_split_per_destination_first_match_wins() {
+        let r = router(
+            "routes:\n\
+             \x20 - name: errors\n    match: { status: [error] }\n    to: [a, b]\n\
+             \x20 - name: servers\n    match: { kind: [server] }\n    to: [b]\n\
+             \x20 - name: health\n    match: { span: { http.route: { eq: /health } } }\n    drop: true\n\
+             \x20 - name: jdbc\n    match: { scope: { name: { glob: '*jdbc*' } } }\n    to: [c]\n\
+             default_route: { to: [a] }\n",
+        );
+        let health = || vec![kv("http.route", s("/health"))];
+        let block = Block::new(vec![
+            resource_spans(
+                "payments",
+                vec![
+                    // error server span: first match (errors) wins over servers
+                    (
+                        "web",
+                        vec![
+                            span(1, 2, 2, vec![]),
+                            span(2, 2, 0, vec![]),
+                            span(3, 1, 0, health()),
+                        ],
+                    ),
+                    (
+                        "io.opentelemetry.jdbc",
+                        vec![span(4, 3, 0, vec![]), span(5, 3, 0, vec![])],
+                    ),
+                ],
+            ),
+            resource_spans("orders", vec![("web", vec![span(6, 1, 0, vec![])])]),
+        ]);
+        let routed = r.route(block);
+        assert_eq!(
+            ids(&routed),
+            vec![
+                (0, vec![1]),
+                (0, vec![6]),
+                (1, vec![1]),
+                (1, vec![2]),
+                (2, vec![4, 5])
+            ]
+        );
+        // The part for one destination is shared by its exporters.
+        let errors: Vec<&SharedBlock> = routed
+            .iter()
+            .filter(|(_, b)| {
+                b.span_count == 1 && b.resource_spans[0].scope_spans[0].spans[0].span_id[0] == 1
+            })
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(errors.len(), 2);
+        assert!(Arc::ptr_eq(errors[0], errors[1]));
+        // Rebuilt resources and scopes keep their headers; a whole scope moves as is.
+        let jdbc = &routed.iter().find(|(e, _)| *e == 2).expect("c").1;
+        assert_eq!(jdbc.resource_spans.len(), 1);
+        assert_eq!(
+            jdbc.resource_spans[0]
+                .resource
+                .as_ref()
+                .map(|r| r.attributes[0].value.clone()),
+            Some(s("payments"))
+        );
+        assert_eq!(
+            jdbc.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("io.opentelemetry.jdbc")
+        );
+        let web_errors = &errors[0].resource_spans[0];
+        assert_eq!(
+            web_errors.scope_spans[0]
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("web")
+        );
+        assert_eq!(
+            web_errors.resource.as_ref().map(|r| r.attributes.len()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn everything_dropped_yields_nothing() {
+        let r = router("routes:\n  - name: all\n    drop: true\n");
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![("s", vec![span(1, 2, 0, vec![])])],
+        )]);
+        assert!(r.route(block).is_empty());
+        assert!(r.route(Block::default()).is_empty());
+    }
+
+    #[test]
+    fn sampling_keeps_whole_traces_by_trace_id() {
+        let r = router(
+            "routes:\n  - name: half\n    match: { kind: [server] }\n    sample: 0.5\n    to: [a]\ndefault_route: { drop: true }\n",
+        );
+        // Trace 0xff.. has randomness above 2^55 (kept), trace 0x01.. below (sampled out).
+        let spans = vec![span(0xff, 2, 0, vec![]), span(0x01, 2, 0, vec![])];
+        let mut kept_twin = span(0xff, 2, 0, vec![]);
+        kept_twin.span_id = vec![0xfe; 8];
+        let mut spans = spans;
+        spans.push(kept_twin);
+        let block = Block::new(vec![resource_spans("x", vec![("s", spans)])]);
+        assert_eq!(ids(&r.route(block)), vec![(0, vec![0xfe, 0xff])]);
+    }
+
+    #[test]
+    fn an_exporter_can_sample_its_own_copy() {
+        // Every span goes to a; b gets the traces its sample keeps (a debug copy).
+        let r = router(
+            "routes:\n  - name: only-b\n    match: { kind: [client] }\n    to: [{ exporter: b, sample: 0.5 }]\n\
+             default_route: { to: [a, { exporter: b, sample: 0.5 }] }\n",
+        );
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![
+                    span(0xff, 2, 0, vec![]),
+                    span(0x01, 2, 0, vec![]),
+                    span(0xfe, 3, 0, vec![]),
+                    span(0x02, 3, 0, vec![]),
+                ],
+            )],
+        )]);
+        let routed = r.route(block);
+        // 0x01 and 0x02 are sampled out of b; the client span of 0x02 has nowhere to go.
+        assert_eq!(
+            ids(&routed),
+            vec![(0, vec![0x01, 0xff]), (1, vec![0xfe, 0xff])]
+        );
+        // When all spans take the default route, a's part is the block itself, not a
+        // copy: only the sampled copy for b is cloned.
+        let block = Block::new(vec![resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![span(0xff, 2, 0, vec![]), span(0x01, 2, 0, vec![])],
+            )],
+        )]);
+        let first_span: *const Span = &block.resource_spans[0].scope_spans[0].spans[0];
+        let routed = r.route(block);
+        assert_eq!(ids(&routed), vec![(0, vec![0x01, 0xff]), (1, vec![0xff])]);
+        let a = &routed.iter().find(|(e, _)| *e == 0).expect("a").1;
+        assert!(std::ptr::eq(
+            &a.resource_spans[0].scope_spans[0].spans[0],
+            first_span
+        ));
+    }
+
+    #[test]
+    fn pinpoint_overrides_arrive_in_the_block() {
+        let r = router(
+            "routes:\n\
+             \x20 - name: pay\n    match: { resource: { service.name: payments } }\n    to: [a, b]\n    pinpoint: { service_type: 1210, application_name: pay-app }\n\
+             \x20 - name: plain\n    match: { resource: { service.name: orders } }\n    to: [a]\n",
+        );
+        let block = Block::new(vec![
+            resource_spans("payments", vec![("s", vec![span(1, 2, 0, vec![])])]),
+            resource_spans("orders", vec![("s", vec![span(2, 2, 0, vec![])])]),
+        ]);
+        let routed = r.route(block);
+        // Exporter a gets two parts: one with overrides, one without.
+        assert_eq!(ids(&routed), vec![(0, vec![1]), (0, vec![2]), (1, vec![1])]);
+        for (_, b) in &routed {
+            let id = b.resource_spans[0].scope_spans[0].spans[0].span_id[0];
+            let want = (id == 1).then(|| RouteOverrides {
+                service_type: Some(1210),
+                application_name: Some("pay-app".into()),
+            });
+            assert_eq!(b.overrides.as_deref(), want.as_ref(), "span {id}");
+        }
+    }
+
+    #[test]
+    fn spans_without_attributes_and_scopes_route_by_default() {
+        let r = router(
+            "routes:\n  - name: attr\n    match: { span: { k: { exists: true } }, scope: { version: { exists: false } } }\n    to: [b]\ndefault_route: { to: [c] }\n",
+        );
+        let mut rs = resource_spans(
+            "x",
+            vec![(
+                "s",
+                vec![span(1, 2, 0, vec![kv("k", None)]), span(2, 2, 0, vec![])],
+            )],
+        );
+        rs.resource = None;
+        rs.scope_spans[0].scope = None;
+        assert_eq!(
+            ids(&r.route(Block::new(vec![rs]))),
+            vec![(1, vec![1]), (2, vec![2])]
+        );
+    }
+
+    #[test]
+    fn agrees_with_naive_first_match_on_generated_batches() {
+        let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  a: { type: null }\n  b: { type: null }\n  c: { type: null }\n\
+             routes:\n\
+             \x20 - name: health\n    match: { span: { http.route: /health } }\n    drop: true\n\
+             \x20 - name: errors\n    match: { status: [error] }\n    to: [a, b]\n\
+             \x20 - name: db\n    match: { span: { db.system: { exists: true } }, resource: { service.name: { ne: orders } } }\n    to: [c]\n\
+             \x20 - name: pay\n    match: { resource: { service.name: { glob: 'pay*' } } }\n    to: [b]\n\
+             \x20 - name: jdbc\n    match: { scope: { name: { regex: 'jdbc$' } } }\n    to: [a]\n\
+             \x20 - name: internal\n    match: { kind: [internal] }\n    sample: 0.5\n    to: [a, { exporter: c, sample: 0.3 }]\n\
+             default_route: { to: [c, { exporter: b, sample: 0.2 }] }\n";
+        let c = config::parse(text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = Router::new(&c.routing, &c.exporters);
+        for seed in 0..40 {
+            let batch = testdata::resource_spans(&testdata::Shape::default(), seed);
+            // The naive reading of the rules: every route tried on every span in order.
+            let mut want: Vec<(usize, Vec<u8>)> = Vec::new();
+            for rs in &batch {
+                for ss in &rs.scope_spans {
+                    for sp in &ss.spans {
+                        let route = c.routing.routes.iter().find(|rt| {
+                            rt.matcher.resource_matches(rs.resource.as_ref())
+                                && rt.matcher.scope_matches(ss.scope.as_ref())
+                                && rt.matcher.span_matches(sp)
+                        });
+                        let action =
+                            route.map_or(c.routing.default.as_ref(), |rt| Some(&rt.action));
+                        let keeps = |ratio: Option<f64>| {
+                            ratio.is_none_or(|r| Sampler::new(r).keeps(&sp.trace_id))
+                        };
+                        let Some(action) = action.filter(|a| keeps(a.sample)) else {
+                            continue;
+                        };
+                        if let Destination::Exporters(refs) = &action.destination {
+                            for n in refs.iter().filter(|n| keeps(n.sample)) {
+                                let e = c
+                                    .exporters
+                                    .iter()
+                                    .position(|x| x.name == n.exporter)
+                                    .expect("known");
+                                want.push((e, sp.span_id.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut got: Vec<(usize, Vec<u8>)> = r
+                .route(Block::new(batch))
+                .iter()
+                .flat_map(|(e, b)| {
+                    b.resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .flat_map(|s| &s.spans)
+                        .map(move |s| (*e, s.span_id.clone()))
+                })
+                .collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "seed {seed}");
+        }
     }
 }

@@ -304,6 +304,7 @@ impl Intake {
         let block = Block {
             resource_spans: s.resource_spans,
             span_count: s.accepted,
+            overrides: None,
         };
         match self.pipeline.submit(block) {
             Ok(()) => self.accepted.increment(s.accepted as u64),

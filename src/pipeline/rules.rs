@@ -1,0 +1,1230 @@
+//! The routing rule language: the `match:` conditions of a route, read from the config
+//! tree with a path for every problem, compiled once at load (globs and regexes
+//! included), and evaluated on the data path without allocating; plus consistent
+//! sampling by trace id.
+//!
+//! A condition is either a plain value (shorthand for `eq`) or a mapping of operators
+//! that must all hold: `eq`, `ne`, `in`, `glob`, `regex`, `exists`, `gt`, `gte`, `lt`,
+//! `lte`. Values compare by type and are never converted: a string matches only string
+//! attributes, a number only int or double attributes (compared numerically, so `eq: 2`
+//! matches the double `2.0`), a bool only bool attributes. In particular the numeric
+//! operators never parse strings: `"500"` is not greater than `400`. A missing attribute
+//! satisfies only `exists: false` and `ne`; `ne` is exactly "not `eq`".
+//! Array, map and bytes attributes satisfy only `exists`.
+//!
+//! Where the router evaluates what (resource once per `ResourceSpans`, scope once per
+//! `ScopeSpans`, the rest per span) is [`super::router`]'s business.
+
+use std::fmt;
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::{Map, Value};
+
+use crate::config::ConfigError;
+
+/// A value of a resource, scope or span as the operators see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    Str(&'a str),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    /// Present, but an array, map, bytes or empty value.
+    Other,
+}
+
+impl<'a> Val<'a> {
+    /// Views an attribute value.
+    #[must_use]
+    pub fn of(v: Option<&'a AnyValue>) -> Self {
+        match v.and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => Self::Str(s),
+            Some(any_value::Value::IntValue(i)) => Self::Int(*i),
+            Some(any_value::Value::DoubleValue(d)) => Self::Double(*d),
+            Some(any_value::Value::BoolValue(b)) => Self::Bool(*b),
+            _ => Self::Other,
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Self::Int(i) => Some(i as f64),
+            Self::Double(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The first attribute called `key`, if any.
+#[must_use]
+pub fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<Val<'a>> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| Val::of(kv.value.as_ref()))
+}
+
+/// A value written in config.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Str(Box<str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn read(v: &Value) -> Option<Self> {
+        Some(match v {
+            Value::String(s) => Self::Str(s.as_str().into()),
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Self::Int(i),
+                None => Self::Float(n.as_f64()?),
+            },
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    fn equals(&self, v: Val<'_>) -> bool {
+        match (self, v) {
+            (Self::Str(a), Val::Str(b)) => **a == *b,
+            (Self::Int(a), Val::Int(b)) => *a == b,
+            (Self::Bool(a), Val::Bool(b)) => *a == b,
+            (Self::Int(_) | Self::Float(_), v) => v
+                .number()
+                .is_some_and(|b| self.as_val().number() == Some(b)),
+            _ => false,
+        }
+    }
+
+    fn as_val(&self) -> Val<'_> {
+        match self {
+            Self::Str(s) => Val::Str(s),
+            Self::Int(i) => Val::Int(*i),
+            Self::Float(f) => Val::Double(*f),
+            Self::Bool(b) => Val::Bool(*b),
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Str(s) => write!(f, "{s:?}"),
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Float(x) => write!(f, "{x}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A shell-style pattern: `*` is any run of characters, `?` exactly one, `\` makes the
+/// next character literal. Compiled to a prefix/suffix/contains test when it can be.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    form: GlobForm,
+    text: Box<str>,
+}
+
+#[derive(Debug, Clone)]
+enum GlobForm {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Contains(Box<str>),
+    Any,
+    General(Box<[GlobToken]>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GlobToken {
+    Star,
+    One,
+    Char(char),
+}
+
+impl Glob {
+    /// Compiles `pattern`.
+    ///
+    /// # Errors
+    /// A pattern that ends in a lone `\`.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' if tokens.last() == Some(&GlobToken::Star) => continue,
+                '*' => GlobToken::Star,
+                '?' => GlobToken::One,
+                '\\' => match chars.next() {
+                    Some(c) => GlobToken::Char(c),
+                    None => return Err(format!("glob `{pattern}` ends in a lone `\\`")),
+                },
+                c => GlobToken::Char(c),
+            });
+        }
+        let literal = |t: &[GlobToken]| -> Option<Box<str>> {
+            t.iter()
+                .map(|t| match t {
+                    GlobToken::Char(c) => Some(*c),
+                    _ => None,
+                })
+                .collect::<Option<String>>()
+                .map(String::into_boxed_str)
+        };
+        let starts = tokens.first() == Some(&GlobToken::Star);
+        let ends = tokens.len() > 1 && tokens.last() == Some(&GlobToken::Star);
+        let inner = &tokens[usize::from(starts)..tokens.len() - usize::from(ends)];
+        let form = if tokens == [GlobToken::Star] {
+            GlobForm::Any
+        } else {
+            match (starts, ends, literal(inner)) {
+                (false, false, Some(s)) => GlobForm::Exact(s),
+                (false, true, Some(s)) => GlobForm::Prefix(s),
+                (true, false, Some(s)) => GlobForm::Suffix(s),
+                (true, true, Some(s)) => GlobForm::Contains(s),
+                _ => GlobForm::General(tokens.into_boxed_slice()),
+            }
+        };
+        Ok(Self {
+            form,
+            text: pattern.into(),
+        })
+    }
+
+    /// Whether `s` matches the whole pattern.
+    #[must_use]
+    pub fn matches(&self, s: &str) -> bool {
+        match &self.form {
+            GlobForm::Exact(p) => s == &**p,
+            GlobForm::Prefix(p) => s.starts_with(&**p),
+            GlobForm::Suffix(p) => s.ends_with(&**p),
+            GlobForm::Contains(p) => s.contains(&**p),
+            GlobForm::Any => true,
+            GlobForm::General(t) => wildcard(t, s),
+        }
+    }
+}
+
+/// Wildcard matching with one backtracking point (the last `*`), linear in practice.
+fn wildcard(pattern: &[GlobToken], s: &str) -> bool {
+    let (mut p, mut i) = (0, 0);
+    // After a `*`: the pattern position behind it and where its run ends in `s`.
+    let mut resume: Option<(usize, usize)> = None;
+    loop {
+        let next = s[i..].chars().next();
+        let step = match (pattern.get(p), next) {
+            (Some(GlobToken::Star), _) => {
+                resume = Some((p + 1, i));
+                p += 1;
+                continue;
+            }
+            (Some(GlobToken::One), Some(c)) => Some(c),
+            (Some(GlobToken::Char(want)), Some(c)) if *want == c => Some(c),
+            (None, None) => return true,
+            _ => None,
+        };
+        if let Some(c) = step {
+            p += 1;
+            i += c.len_utf8();
+            continue;
+        }
+        // Mismatch: let the last `*` swallow one more character, or fail.
+        let Some((after_star, run_end)) = resume else {
+            return false;
+        };
+        let Some(c) = s[run_end..].chars().next() else {
+            return false;
+        };
+        resume = Some((after_star, run_end + c.len_utf8()));
+        p = after_star;
+        i = run_end + c.len_utf8();
+    }
+}
+
+impl fmt::Display for Glob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// One operator of a condition.
+#[derive(Debug, Clone)]
+enum Op {
+    Eq(Scalar),
+    Ne(Scalar),
+    In(Box<[Scalar]>),
+    Glob(Glob),
+    Regex(regex::Regex),
+    Exists(bool),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+}
+
+impl Op {
+    #[inline]
+    fn holds(&self, v: Option<Val<'_>>) -> bool {
+        let Some(v) = v else {
+            return matches!(self, Self::Exists(false) | Self::Ne(_));
+        };
+        match self {
+            Self::Eq(s) => s.equals(v),
+            Self::Ne(s) => !s.equals(v),
+            Self::In(list) => list.iter().any(|s| s.equals(v)),
+            Self::Glob(g) => matches!(v, Val::Str(s) if g.matches(s)),
+            Self::Regex(r) => matches!(v, Val::Str(s) if r.is_match(s)),
+            Self::Exists(want) => *want,
+            Self::Gt(x) => v.number().is_some_and(|n| n > *x),
+            Self::Gte(x) => v.number().is_some_and(|n| n >= *x),
+            Self::Lt(x) => v.number().is_some_and(|n| n < *x),
+            Self::Lte(x) => v.number().is_some_and(|n| n <= *x),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Eq(_) => "eq",
+            Self::Ne(_) => "ne",
+            Self::In(_) => "in",
+            Self::Glob(_) => "glob",
+            Self::Regex(_) => "regex",
+            Self::Exists(_) => "exists",
+            Self::Gt(_) => "gt",
+            Self::Gte(_) => "gte",
+            Self::Lt(_) => "lt",
+            Self::Lte(_) => "lte",
+        }
+    }
+}
+
+const OPERATORS: &str = "eq, ne, in, glob, regex, exists, gt, gte, lt, lte";
+
+/// What a condition applies to: an attribute (any type) or a name (always a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Attribute,
+    Text,
+}
+
+/// Operators that must all hold for one value.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    ops: Box<[Op]>,
+}
+
+impl Condition {
+    /// Whether the value (`None` = missing) satisfies every operator.
+    #[must_use]
+    #[inline]
+    pub fn matches(&self, v: Option<Val<'_>>) -> bool {
+        self.ops.iter().all(|op| op.holds(v))
+    }
+
+    /// Reads a condition at `path`; pushes every problem to `errors`.
+    pub fn parse(
+        v: &Value,
+        path: &str,
+        target: Target,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
+        let before = errors.len();
+        let ops: Vec<Op> = match v {
+            Value::Object(map) if map.is_empty() => {
+                errors.push(err(path, format!("no operator (one of: {OPERATORS})")));
+                Vec::new()
+            }
+            Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| read_op(k, v, &format!("{path}.{k}"), target, errors))
+                .collect(),
+            Value::Array(_) => {
+                errors.push(err(
+                    path,
+                    "a condition is a value or a mapping of operators; for a list use `in: [...]`",
+                ));
+                Vec::new()
+            }
+            Value::Null => {
+                errors.push(err(path, "missing condition"));
+                Vec::new()
+            }
+            scalar => read_op("eq", scalar, path, target, errors)
+                .into_iter()
+                .collect(),
+        };
+        if errors.len() > before {
+            return None;
+        }
+        check_satisfiable(&ops, path, errors);
+        (errors.len() == before).then(|| Self { ops: ops.into() })
+    }
+}
+
+fn text(v: &Value) -> Result<&str, String> {
+    v.as_str().ok_or_else(|| "must be a string".to_owned())
+}
+
+/// A name (scope name or version, span name) as a value; empty counts as missing.
+fn name_val(s: Option<&str>) -> Option<Val<'_>> {
+    s.filter(|s| !s.is_empty()).map(Val::Str)
+}
+
+fn read_op(
+    name: &str,
+    v: &Value,
+    path: &str,
+    target: Target,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Op> {
+    let scalar = |v: &Value| -> Result<Scalar, String> {
+        match Scalar::read(v) {
+            Some(Scalar::Str(s)) => Ok(Scalar::Str(s)),
+            Some(_) if target == Target::Text => {
+                Err("must be a string (this field is always a string)".to_owned())
+            }
+            Some(s) => Ok(s),
+            None => Err("must be a string, number or bool".to_owned()),
+        }
+    };
+    let number = |v: &Value| -> Result<f64, String> {
+        if target == Target::Text {
+            return Err("numeric comparisons never hold on a name (always a string)".to_owned());
+        }
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| "must be a number".to_owned())
+    };
+    let op = match name {
+        "eq" => scalar(v).map(Op::Eq),
+        "ne" => scalar(v).map(Op::Ne),
+        "in" => match v {
+            Value::Array(items) if items.is_empty() => {
+                Err("must list at least one value (an empty list matches nothing)".to_owned())
+            }
+            Value::Array(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match scalar(item) {
+                        Ok(s) => list.push(s),
+                        Err(m) => {
+                            errors.push(err(&format!("{path}[{i}]"), m));
+                        }
+                    }
+                }
+                if list.len() < items.len() {
+                    return None;
+                }
+                Ok(Op::In(list.into()))
+            }
+            _ => Err("must be a list of values".to_owned()),
+        },
+        "glob" => text(v).and_then(Glob::new).map(Op::Glob),
+        "regex" => text(v).and_then(|t| {
+            regex::Regex::new(t).map(Op::Regex).map_err(|e| {
+                // The parser's message draws a caret under the problem over several
+                // lines; its last line says what the problem is.
+                let text = e.to_string();
+                let what = text.lines().last().unwrap_or_default();
+                format!(
+                    "invalid regex `{t}`: {}",
+                    what.trim_start_matches("error: ")
+                )
+            })
+        }),
+        "exists" => v
+            .as_bool()
+            .map(Op::Exists)
+            .ok_or_else(|| "must be true or false".to_owned()),
+        "gt" => number(v).map(Op::Gt),
+        "gte" => number(v).map(Op::Gte),
+        "lt" => number(v).map(Op::Lt),
+        "lte" => number(v).map(Op::Lte),
+        other => Err(format!("unknown operator `{other}` (one of: {OPERATORS})")),
+    };
+    match op {
+        Ok(op) => Some(op),
+        Err(m) => {
+            errors.push(err(path, m));
+            None
+        }
+    }
+}
+
+/// Rejects conditions that no value can satisfy.
+fn check_satisfiable(ops: &[Op], path: &str, errors: &mut Vec<ConfigError>) {
+    let needs_value = |op: &Op| !matches!(op, Op::Exists(_) | Op::Ne(_));
+    if ops.iter().any(|o| matches!(o, Op::Exists(false)))
+        && let Some(o) = ops.iter().find(|o| needs_value(o))
+    {
+        errors.push(err(
+            path,
+            format!(
+                "contradiction: `exists: false` and `{}` can never both hold",
+                o.name()
+            ),
+        ));
+        return;
+    }
+    // `eq` pins the value: every other operator must accept it.
+    if let Some(Op::Eq(s)) = ops.iter().find(|o| matches!(o, Op::Eq(_))) {
+        for o in ops {
+            if !o.holds(Some(s.as_val())) {
+                errors.push(err(
+                    path,
+                    format!(
+                        "contradiction: `eq: {s}` does not satisfy `{}`, so nothing matches",
+                        o.name()
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+    // Numeric bounds must leave room.
+    let lower = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::Gt(x) => Some((*x, false, "gt")),
+            Op::Gte(x) => Some((*x, true, "gte")),
+            _ => None,
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let upper = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::Lt(x) => Some((*x, false, "lt")),
+            Op::Lte(x) => Some((*x, true, "lte")),
+            _ => None,
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    if let (Some((lo, lo_incl, lo_op)), Some((hi, hi_incl, hi_op))) = (lower, upper)
+        && (lo > hi || (lo == hi && !(lo_incl && hi_incl)))
+    {
+        errors.push(err(
+            path,
+            format!(
+                "contradiction: `{lo_op}: {lo}` and `{hi_op}: {hi}` leave no number between them"
+            ),
+        ));
+    }
+}
+
+/// Span kinds by their OTLP number (`SpanKind`), as written in config.
+const KINDS: [&str; 6] = [
+    "unspecified",
+    "internal",
+    "server",
+    "client",
+    "producer",
+    "consumer",
+];
+/// Status codes by their OTLP number (`StatusCode`), as written in config.
+const STATUSES: [&str; 3] = ["unset", "ok", "error"];
+
+/// A set of small enum values (span kinds or status codes) as a bit mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeSet(u8);
+
+impl CodeSet {
+    /// Whether the OTLP enum number `code` is in the set.
+    #[must_use]
+    pub fn contains(self, code: i32) -> bool {
+        (0..8).contains(&code) && self.0 & (1 << code) != 0
+    }
+
+    fn parse(v: &Value, names: &[&str], path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+        let items: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            Value::String(_) => vec![v],
+            _ => {
+                errors.push(err(
+                    path,
+                    format!("must be a list of: {}", names.join(", ")),
+                ));
+                return None;
+            }
+        };
+        if items.is_empty() {
+            errors.push(err(
+                path,
+                "an empty list matches nothing (remove the key to match all)",
+            ));
+            return None;
+        }
+        let mut mask = 0u8;
+        let before = errors.len();
+        for (i, item) in items.iter().enumerate() {
+            match item
+                .as_str()
+                .and_then(|s| names.iter().position(|n| n.eq_ignore_ascii_case(s)))
+            {
+                Some(code) => mask |= 1 << code,
+                None => errors.push(err(
+                    &format!("{path}[{i}]"),
+                    format!("unknown value {item} (one of: {})", names.join(", ")),
+                )),
+            }
+        }
+        (errors.len() == before).then_some(Self(mask))
+    }
+}
+
+/// `match:` of one route, compiled. Every condition present must hold (AND).
+#[derive(Debug, Clone, Default)]
+pub struct Match {
+    /// Resource attribute conditions.
+    pub resource: Vec<(Box<str>, Condition)>,
+    pub scope_name: Option<Condition>,
+    pub scope_version: Option<Condition>,
+    /// Span attribute conditions.
+    pub span: Vec<(Box<str>, Condition)>,
+    pub span_name: Option<Condition>,
+    pub kinds: Option<CodeSet>,
+    pub statuses: Option<CodeSet>,
+}
+
+const MATCH_KEYS: &str = "resource, scope, span, span_name, kind, status";
+
+impl Match {
+    /// Reads a `match:` mapping at `path`; pushes every problem to `errors`.
+    pub fn parse(v: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+        let before = errors.len();
+        let mut m = Self::default();
+        let Value::Object(map) = v else {
+            if !v.is_null() {
+                errors.push(err(
+                    path,
+                    format!("must be a mapping with keys among: {MATCH_KEYS}"),
+                ));
+            }
+            return v.is_null().then_some(m);
+        };
+        for (key, value) in map {
+            let here = format!("{path}.{key}");
+            match key.as_str() {
+                "resource" => m.resource = attributes(value, &here, errors),
+                "span" => m.span = attributes(value, &here, errors),
+                "scope" => {
+                    for (k, c) in fields(value, &here, &["name", "version"], errors) {
+                        if k == "name" {
+                            m.scope_name = Some(c);
+                        } else {
+                            m.scope_version = Some(c);
+                        }
+                    }
+                }
+                "span_name" => m.span_name = Condition::parse(value, &here, Target::Text, errors),
+                "kind" => m.kinds = CodeSet::parse(value, &KINDS, &here, errors),
+                "status" => m.statuses = CodeSet::parse(value, &STATUSES, &here, errors),
+                other => errors.push(err(
+                    &here,
+                    format!("unknown key `{other}` (one of: {MATCH_KEYS})"),
+                )),
+            }
+        }
+        (errors.len() == before).then_some(m)
+    }
+
+    /// True when the match has no condition at all: it takes every span.
+    #[must_use]
+    pub fn is_all(&self) -> bool {
+        self.resource.is_empty()
+            && self.scope_name.is_none()
+            && self.scope_version.is_none()
+            && !self.is_span_level()
+    }
+
+    /// True when some condition looks at the span itself (not only its resource/scope).
+    #[must_use]
+    pub fn is_span_level(&self) -> bool {
+        !self.span.is_empty()
+            || self.span_name.is_some()
+            || self.kinds.is_some()
+            || self.statuses.is_some()
+    }
+
+    /// The resource conditions.
+    #[must_use]
+    pub fn resource_matches(&self, resource: Option<&Resource>) -> bool {
+        let attrs = resource.map_or(&[][..], |r| &r.attributes[..]);
+        self.resource
+            .iter()
+            .all(|(k, c)| c.matches(attribute(attrs, k)))
+    }
+
+    /// The scope conditions. An empty scope name or version counts as missing.
+    #[must_use]
+    pub fn scope_matches(&self, scope: Option<&InstrumentationScope>) -> bool {
+        self.scope_name
+            .as_ref()
+            .is_none_or(|c| c.matches(name_val(scope.map(|s| s.name.as_str()))))
+            && self
+                .scope_version
+                .as_ref()
+                .is_none_or(|c| c.matches(name_val(scope.map(|s| s.version.as_str()))))
+    }
+
+    /// The span conditions, looking attributes up directly (the router instead resolves
+    /// them once per span for all routes). An empty span name counts as missing.
+    #[must_use]
+    pub fn span_matches(&self, span: &Span) -> bool {
+        self.kinds.is_none_or(|k| k.contains(span.kind))
+            && self
+                .statuses
+                .is_none_or(|s| s.contains(span.status.as_ref().map_or(0, |s| s.code)))
+            && self.span_name.as_ref().is_none_or(|c| {
+                c.matches(
+                    Some(span.name.as_str())
+                        .filter(|n| !n.is_empty())
+                        .map(Val::Str),
+                )
+            })
+            && self
+                .span
+                .iter()
+                .all(|(k, c)| c.matches(attribute(&span.attributes, k)))
+    }
+}
+
+/// `{ <attribute key>: <condition> }`.
+fn attributes(v: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Vec<(Box<str>, Condition)> {
+    let Value::Object(map) = v else {
+        errors.push(err(path, "must be a mapping of attribute key to condition"));
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(k, c)| {
+            let here = format!("{path}[{k:?}]");
+            if k.is_empty() {
+                errors.push(err(&here, "attribute key must not be empty"));
+                return None;
+            }
+            Condition::parse(c, &here, Target::Attribute, errors).map(|c| (k.as_str().into(), c))
+        })
+        .collect()
+}
+
+/// `{ <field>: <condition> }` over a fixed set of string fields.
+fn fields(
+    v: &Value,
+    path: &str,
+    allowed: &[&str],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, Condition)> {
+    let empty = Map::new();
+    let map = match v {
+        Value::Object(map) => map,
+        _ => {
+            errors.push(err(
+                path,
+                format!("must be a mapping with keys among: {}", allowed.join(", ")),
+            ));
+            &empty
+        }
+    };
+    map.iter()
+        .filter_map(|(k, c)| {
+            let here = format!("{path}.{k}");
+            if !allowed.contains(&k.as_str()) {
+                errors.push(err(
+                    &here,
+                    format!("unknown key `{k}` (one of: {})", allowed.join(", ")),
+                ));
+                return None;
+            }
+            Condition::parse(c, &here, Target::Text, errors).map(|c| (k.clone(), c))
+        })
+        .collect()
+}
+
+/// Consistent sampling by trace id, in the style of OpenTelemetry's consistent
+/// probability sampling: the trace's randomness `R` is its rightmost 56 bits (the last
+/// 7 bytes, which W3C Trace Context Level 2 makes random), the rejection threshold is
+/// `T = round((1 - ratio) × 2^56)`, and the trace is kept when `R ≥ T`.
+///
+/// The decision is a pure function of the trace id, so every instance and every
+/// version of the gateway decides alike, and every span of a trace is treated alike.
+/// Thresholds nest: a trace kept at 10 % is also kept at 50 %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampler {
+    threshold: u64,
+}
+
+/// `2^56`: the size of the randomness space.
+const RANDOMNESS_SPACE: u64 = 1 << 56;
+
+impl Sampler {
+    /// Keeps `ratio` (in `(0, 1]`, validated at load) of the traces.
+    #[must_use]
+    pub fn new(ratio: f64) -> Self {
+        let reject = (1.0 - ratio.clamp(0.0, 1.0)) * RANDOMNESS_SPACE as f64;
+        Self {
+            threshold: (reject.round() as u64).min(RANDOMNESS_SPACE),
+        }
+    }
+
+    /// The rejection threshold `T` (out of `2^56`).
+    #[must_use]
+    pub fn threshold(self) -> u64 {
+        self.threshold
+    }
+
+    /// Whether the trace with this id is kept.
+    #[must_use]
+    pub fn keeps(self, trace_id: &[u8]) -> bool {
+        randomness(trace_id) >= self.threshold
+    }
+}
+
+/// The rightmost 56 bits of a trace id (fewer bytes, for a malformed id, read as is).
+#[must_use]
+pub fn randomness(trace_id: &[u8]) -> u64 {
+    let tail = &trace_id[trace_id.len().saturating_sub(7)..];
+    tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+fn err(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use serde_json::json;
+
+    fn cond(v: Value) -> Condition {
+        let mut errors = Vec::new();
+        Condition::parse(&v, "c", Target::Attribute, &mut errors)
+            .unwrap_or_else(|| panic!("{v}: {errors:?}"))
+    }
+
+    fn errors_of(v: Value, target: Target) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let c = Condition::parse(&v, "c", target, &mut errors);
+        assert!(c.is_none(), "{v} should be rejected");
+        errors
+    }
+
+    const S: Val<'static> = Val::Str("payments");
+
+    #[test]
+    fn operators_on_every_value_type() {
+        // (condition, value, expected)
+        let cases: Vec<(Value, Option<Val<'_>>, bool)> = vec![
+            // eq shorthand and eq
+            (json!("payments"), Some(S), true),
+            (json!("payment"), Some(S), false),
+            (json!({"eq": "payments"}), Some(S), true),
+            (json!({"eq": 500}), Some(Val::Int(500)), true),
+            (json!({"eq": 500}), Some(Val::Double(500.0)), true),
+            (json!({"eq": 0.5}), Some(Val::Double(0.5)), true),
+            (json!({"eq": 2.0}), Some(Val::Int(2)), true),
+            (json!({"eq": true}), Some(Val::Bool(true)), true),
+            (json!({"eq": true}), Some(Val::Bool(false)), false),
+            // type mismatches never convert
+            (json!({"eq": 500}), Some(Val::Str("500")), false),
+            (json!({"eq": "500"}), Some(Val::Int(500)), false),
+            (json!({"eq": "true"}), Some(Val::Bool(true)), false),
+            (json!({"eq": 1}), Some(Val::Bool(true)), false),
+            (json!({"eq": "x"}), Some(Val::Other), false),
+            // ne is "not eq": true for missing and mismatched types
+            (json!({"ne": "payments"}), Some(S), false),
+            (json!({"ne": "orders"}), Some(S), true),
+            (json!({"ne": "x"}), None, true),
+            (json!({"ne": 1}), Some(Val::Str("1")), true),
+            // in
+            (json!({"in": ["orders", "payments"]}), Some(S), true),
+            (json!({"in": ["orders", 7]}), Some(Val::Int(7)), true),
+            (json!({"in": ["orders"]}), Some(S), false),
+            (json!({"in": ["orders"]}), None, false),
+            // glob
+            (json!({"glob": "pay*"}), Some(S), true),
+            (json!({"glob": "*ments"}), Some(S), true),
+            (json!({"glob": "*yme*"}), Some(S), true),
+            (json!({"glob": "p?y*s"}), Some(S), true),
+            (json!({"glob": "p?y*x"}), Some(S), false),
+            (json!({"glob": "pay*"}), Some(Val::Int(1)), false),
+            (json!({"glob": "*"}), Some(Val::Str("")), true),
+            (json!({"glob": "*"}), None, false),
+            // regex: unanchored search
+            (json!({"regex": "^pay(ment)?s$"}), Some(S), true),
+            (json!({"regex": "ymen"}), Some(S), true),
+            (json!({"regex": "^ymen"}), Some(S), false),
+            (json!({"regex": "5.."}), Some(Val::Int(500)), false),
+            // exists
+            (json!({"exists": true}), Some(Val::Other), true),
+            (json!({"exists": true}), None, false),
+            (json!({"exists": false}), None, true),
+            (json!({"exists": false}), Some(S), false),
+            // numeric comparisons: ints and doubles only, never strings
+            (json!({"gte": 500}), Some(Val::Int(500)), true),
+            (json!({"gt": 500}), Some(Val::Int(500)), false),
+            (json!({"gt": 499.5}), Some(Val::Int(500)), true),
+            (json!({"lt": 1}), Some(Val::Double(0.25)), true),
+            (json!({"lte": 1}), Some(Val::Double(1.0)), true),
+            (json!({"lt": 1}), Some(Val::Double(f64::NAN)), false),
+            (json!({"gte": 500}), Some(Val::Str("503")), false),
+            (json!({"gte": 500}), Some(Val::Bool(true)), false),
+            (json!({"gte": 500}), None, false),
+            (json!({"gte": 500, "lt": 600}), Some(Val::Int(599)), true),
+            (json!({"gte": 500, "lt": 600}), Some(Val::Int(600)), false),
+            // several operators: all must hold
+            (json!({"glob": "pay*", "ne": "payroll"}), Some(S), true),
+            (json!({"glob": "pay*", "ne": "payments"}), Some(S), false),
+            (json!({"exists": false, "ne": "x"}), None, true),
+        ];
+        for (c, v, want) in cases {
+            assert_eq!(cond(c.clone()).matches(v), want, "{c} on {v:?}");
+        }
+    }
+
+    #[test]
+    fn glob_forms() {
+        let cases = [
+            ("abc", "abc", true),
+            ("abc", "abcd", false),
+            ("a*", "a", true),
+            ("*c", "abc", true),
+            ("*b*", "abc", true),
+            ("a*c", "abbbc", true),
+            ("a*c", "abbbd", false),
+            ("a*b*c", "aXbYbZc", true),
+            ("a**c", "ac", true),
+            ("?", "é", true),
+            ("??", "é", false),
+            ("*.?", "x.yz", false),
+            ("*.??", "x.yz", true),
+            (r"a\*", "a*", true),
+            (r"a\*", "ab", false),
+            (r"\?x", "?x", true),
+            ("*ab", "aab", true),
+            ("*a?c*", "xxabcxabd", true),
+            ("", "", true),
+            ("", "x", false),
+        ];
+        for (p, s, want) in cases {
+            let g = Glob::new(p).expect("valid glob");
+            assert_eq!(g.matches(s), want, "{p} on {s}");
+        }
+        assert!(Glob::new("a\\").is_err());
+    }
+
+    #[test]
+    fn bad_conditions_are_errors_with_paths() {
+        let cases: Vec<(Value, Target, &str, &str)> = vec![
+            (json!({}), Target::Attribute, "c", "no operator"),
+            (json!(null), Target::Attribute, "c", "missing condition"),
+            (json!(["a"]), Target::Attribute, "c", "use `in"),
+            (
+                json!({"like": "a"}),
+                Target::Attribute,
+                "c.like",
+                "unknown operator `like`",
+            ),
+            (
+                json!({"regex": "("}),
+                Target::Attribute,
+                "c.regex",
+                "invalid regex",
+            ),
+            (
+                json!({"glob": 5}),
+                Target::Attribute,
+                "c.glob",
+                "must be a string",
+            ),
+            (
+                json!({"in": []}),
+                Target::Attribute,
+                "c.in",
+                "at least one value",
+            ),
+            (
+                json!({"in": ["a", ["b"]]}),
+                Target::Attribute,
+                "c.in[1]",
+                "string, number or bool",
+            ),
+            (
+                json!({"gt": "5"}),
+                Target::Attribute,
+                "c.gt",
+                "must be a number",
+            ),
+            (
+                json!({"exists": "yes"}),
+                Target::Attribute,
+                "c.exists",
+                "true or false",
+            ),
+            (
+                json!({"gt": 5}),
+                Target::Text,
+                "c.gt",
+                "never hold on a name",
+            ),
+            (json!({"eq": 5}), Target::Text, "c.eq", "must be a string"),
+            // contradictions
+            (
+                json!({"gt": 600, "lt": 500}),
+                Target::Attribute,
+                "c",
+                "`gt: 600` and `lt: 500`",
+            ),
+            (
+                json!({"gte": 5, "lt": 5}),
+                Target::Attribute,
+                "c",
+                "leave no number",
+            ),
+            (
+                json!({"gt": 5, "lte": 5}),
+                Target::Attribute,
+                "c",
+                "leave no number",
+            ),
+            (
+                json!({"exists": false, "eq": "a"}),
+                Target::Attribute,
+                "c",
+                "`exists: false` and `eq`",
+            ),
+            (
+                json!({"eq": "a", "ne": "a"}),
+                Target::Attribute,
+                "c",
+                "does not satisfy `ne`",
+            ),
+            (
+                json!({"eq": "a", "in": ["b"]}),
+                Target::Attribute,
+                "c",
+                "does not satisfy `in`",
+            ),
+            (
+                json!({"eq": "abc", "glob": "x*"}),
+                Target::Attribute,
+                "c",
+                "does not satisfy `glob`",
+            ),
+            (
+                json!({"eq": 7, "gt": 8}),
+                Target::Attribute,
+                "c",
+                "does not satisfy `gt`",
+            ),
+        ];
+        for (v, target, path, msg) in cases {
+            let errors = errors_of(v.clone(), target);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == path && e.message.contains(msg)),
+                "{v}: want {path}: {msg}, got {errors:?}"
+            );
+        }
+        // A closed range that holds one value is fine.
+        assert!(cond(json!({"gte": 5, "lte": 5})).matches(Some(Val::Int(5))));
+    }
+
+    fn span(kind: i32, status: i32, name: &str, attrs: Vec<KeyValue>) -> Span {
+        use opentelemetry_proto::tonic::trace::v1::Status;
+        Span {
+            kind,
+            name: name.to_owned(),
+            status: Some(Status {
+                code: status,
+                ..Default::default()
+            }),
+            attributes: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn kv(key: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn matcher(v: Value) -> Match {
+        let mut errors = Vec::new();
+        Match::parse(&v, "m", &mut errors).unwrap_or_else(|| panic!("{v}: {errors:?}"))
+    }
+
+    #[test]
+    fn span_level_matching() {
+        use any_value::Value as V;
+        let get = span(
+            2,
+            2,
+            "GET /pay",
+            vec![
+                kv("http.response.status_code", V::IntValue(503)),
+                kv("tags", V::ArrayValue(ArrayValue::default())),
+            ],
+        );
+        let cases = [
+            (json!({"kind": ["server", "client"]}), true),
+            (json!({"kind": "client"}), false),
+            (json!({"status": ["error"]}), true),
+            (json!({"status": ["ok", "unset"]}), false),
+            (json!({"span_name": {"glob": "GET *"}}), true),
+            (json!({"span_name": {"exists": false}}), false),
+            (
+                json!({"span": {"http.response.status_code": {"gte": 500}}}),
+                true,
+            ),
+            (
+                json!({"span": {"http.response.status_code": {"lt": 500}}}),
+                false,
+            ),
+            (json!({"span": {"tags": {"exists": true}}}), true),
+            (json!({"span": {"tags": "x"}}), false),
+            (
+                json!({"span": {"missing": {"exists": false}}, "kind": ["SERVER"]}),
+                true,
+            ),
+            (json!({}), true),
+        ];
+        for (m, want) in cases {
+            let m2 = matcher(m.clone());
+            assert_eq!(m2.span_matches(&get), want, "{m}");
+        }
+        // A span kind or status outside the enum matches no listed value.
+        assert!(!matcher(json!({"kind": ["server"]})).span_matches(&span(42, 0, "x", vec![])));
+        assert!(
+            matcher(json!({"span_name": {"exists": false}})).span_matches(&span(1, 0, "", vec![]))
+        );
+    }
+
+    #[test]
+    fn resource_and_scope_matching() {
+        use any_value::Value as V;
+        let resource = Resource {
+            attributes: vec![kv("service.name", V::StringValue("payments".into()))],
+            ..Default::default()
+        };
+        let scope = InstrumentationScope {
+            name: "io.opentelemetry.jdbc".into(),
+            version: String::new(),
+            ..Default::default()
+        };
+        let m = matcher(json!({"resource": {"service.name": {"glob": "pay*"}}}));
+        assert!(m.resource_matches(Some(&resource)));
+        assert!(!m.resource_matches(None));
+        let m = matcher(
+            json!({"scope": {"name": {"glob": "io.opentelemetry.*"}, "version": {"exists": false}}}),
+        );
+        assert!(m.scope_matches(Some(&scope)));
+        assert!(!m.scope_matches(None), "a missing scope has no name");
+        let m = matcher(json!({"scope": {"name": {"exists": false}}}));
+        assert!(m.scope_matches(None));
+    }
+
+    #[test]
+    fn bad_match_keys_are_errors_with_paths() {
+        let cases = [
+            (json!({"resorce": {}}), "m.resorce", "unknown key"),
+            (
+                json!({"kind": ["server", "sever"]}),
+                "m.kind[1]",
+                "unknown value",
+            ),
+            (json!({"status": []}), "m.status", "matches nothing"),
+            (json!({"scope": {"nme": "x"}}), "m.scope.nme", "unknown key"),
+            (
+                json!({"span": {"": "x"}}),
+                "m.span[\"\"]",
+                "must not be empty",
+            ),
+            (
+                json!({"span": {"http.route": {"regex": "["}}}),
+                "m.span[\"http.route\"].regex",
+                "invalid regex",
+            ),
+            (
+                json!({"resource": ["service.name"]}),
+                "m.resource",
+                "mapping",
+            ),
+            (json!("all"), "m", "mapping"),
+        ];
+        for (v, path, msg) in cases {
+            let mut errors = Vec::new();
+            assert!(Match::parse(&v, "m", &mut errors).is_none(), "{v}");
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == path && e.message.contains(msg)),
+                "{v}: want {path}: {msg}, got {errors:?}"
+            );
+        }
+        let mut errors = Vec::new();
+        assert!(Match::parse(&Value::Null, "m", &mut errors).is_some_and(|m| m.is_all()));
+    }
+
+    /// A small deterministic generator for the sampling test (splitmix64).
+    fn ids(n: usize) -> impl Iterator<Item = [u8; 16]> {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        (0..n).map(move |_| {
+            let mut next = || {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            };
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&next().to_be_bytes());
+            id[8..].copy_from_slice(&next().to_be_bytes());
+            id
+        })
+    }
+
+    #[test]
+    fn sampling_is_a_pure_function_of_the_trace_id() {
+        // Fixed points: these never change between versions or instances.
+        let half = Sampler::new(0.5);
+        assert_eq!(half.threshold(), 1 << 55);
+        let mut id = [0u8; 16];
+        id[9..].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0]);
+        assert!(half.keeps(&id));
+        id[9] = 0x7f;
+        assert!(!half.keeps(&id));
+        // The first 9 bytes do not take part.
+        id[..9].copy_from_slice(&[0xff; 9]);
+        assert!(!half.keeps(&id));
+        assert_eq!(Sampler::new(1.0).threshold(), 0);
+        assert!(Sampler::new(1.0).keeps(&[0; 16]));
+        assert_eq!(randomness(&[1, 2, 3]), 0x01_0203);
+
+        for ratio in [0.01, 0.1, 0.5, 0.9] {
+            let s = Sampler::new(ratio);
+            let n = 100_000;
+            let kept = ids(n).filter(|id| s.keeps(id)).count();
+            let got = kept as f64 / n as f64;
+            // 5 standard deviations of a binomial proportion.
+            let tolerance = 5.0 * (ratio * (1.0 - ratio) / n as f64).sqrt();
+            assert!((got - ratio).abs() < tolerance, "ratio {ratio}: kept {got}");
+            // Same trace, same decision; and decisions nest (kept at r ⇒ kept at 2r).
+            let wider = Sampler::new((ratio * 2.0).min(1.0));
+            for id in ids(1000) {
+                assert_eq!(s.keeps(&id), s.keeps(&id));
+                assert!(!s.keeps(&id) || wider.keeps(&id));
+            }
+        }
+    }
+}

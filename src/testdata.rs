@@ -1,0 +1,360 @@
+//! Synthetic OTLP traces, for tests, benches and the load generator.
+//!
+//! The batches look like what an instrumented shop sends: several services (one
+//! `ResourceSpans` each, with the usual resource attributes), each with server, client
+//! (HTTP and database) and internal spans under their instrumentation scopes, semantic
+//! convention attributes, a few errors and health checks, and traces that cross
+//! services. Everything is a pure function of the [`Shape`] and a seed, so a test can
+//! regenerate exactly what it sent, and trace ids are random in the W3C sense (their
+//! last 7 bytes are uniform), so sampling sees realistic ids.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+/// The size and mix of a generated batch.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Services in the batch, one `ResourceSpans` each (names from [`SERVICES`], then
+    /// `service-<n>`).
+    pub services: usize,
+    /// Spans in the batch, spread evenly over the services.
+    pub spans: usize,
+    /// Spans per trace; a trace's spans are spread over the services.
+    pub spans_per_trace: usize,
+    /// Fraction of spans with status ERROR (and an HTTP 5xx where there is one).
+    pub error_ratio: f64,
+}
+
+impl Default for Shape {
+    /// 100 spans over 5 services, traces of 10 spans, 5 % errors.
+    fn default() -> Self {
+        Self {
+            services: 5,
+            spans: 100,
+            spans_per_trace: 10,
+            error_ratio: 0.05,
+        }
+    }
+}
+
+/// Service names used first.
+pub const SERVICES: [&str; 8] = [
+    "frontend",
+    "checkout",
+    "payments",
+    "orders",
+    "inventory",
+    "shipping",
+    "users",
+    "search",
+];
+
+/// Instrumentation scopes, and the kind of span each produces.
+const SCOPES: [(&str, SpanRole); 4] = [
+    ("io.opentelemetry.tomcat-10.0", SpanRole::Server),
+    ("io.opentelemetry.spring-webmvc-6.0", SpanRole::Internal),
+    ("io.opentelemetry.jdbc", SpanRole::Database),
+    ("io.opentelemetry.java-http-client", SpanRole::HttpClient),
+];
+const SCOPE_VERSION: &str = "2.10.0-alpha";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanRole {
+    Server,
+    Internal,
+    Database,
+    HttpClient,
+}
+
+/// A small deterministic random number generator (SplitMix64): no dependency, same
+/// numbers on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+
+    /// A random, non-zero 16-byte trace id.
+    pub fn trace_id(&mut self) -> Vec<u8> {
+        let mut id = Vec::with_capacity(16);
+        id.extend_from_slice(&self.next_u64().to_be_bytes());
+        id.extend_from_slice(&(self.next_u64() | 1).to_be_bytes());
+        id
+    }
+
+    /// A random, non-zero 8-byte span id.
+    pub fn span_id(&mut self) -> Vec<u8> {
+        (self.next_u64() | 1).to_be_bytes().to_vec()
+    }
+}
+
+/// A string attribute.
+#[must_use]
+pub fn string(key: &str, value: &str) -> KeyValue {
+    attr(key, any_value::Value::StringValue(value.to_owned()))
+}
+
+/// An int attribute.
+#[must_use]
+pub fn int(key: &str, value: i64) -> KeyValue {
+    attr(key, any_value::Value::IntValue(value))
+}
+
+/// A bool attribute.
+#[must_use]
+pub fn boolean(key: &str, value: bool) -> KeyValue {
+    attr(key, any_value::Value::BoolValue(value))
+}
+
+fn attr(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn service_name(i: usize) -> String {
+    SERVICES
+        .get(i)
+        .map_or_else(|| format!("service-{i}"), |s| (*s).to_owned())
+}
+
+fn resource(i: usize) -> Resource {
+    let name = service_name(i);
+    let language = ["java", "python", "go"][i % 3];
+    Resource {
+        attributes: vec![
+            string("service.name", &name),
+            string("service.namespace", "shop"),
+            string("service.version", "1.4.2"),
+            string("service.instance.id", &format!("{name}-7d9f-{i}")),
+            string("deployment.environment.name", "production"),
+            string("host.name", &format!("node-{}", i % 4)),
+            string("k8s.pod.name", &format!("{name}-7d9f8c-x{i}")),
+            string("telemetry.sdk.name", "opentelemetry"),
+            string("telemetry.sdk.language", language),
+            string("telemetry.sdk.version", "1.40.0"),
+        ],
+        ..Default::default()
+    }
+}
+
+const ROUTES: [&str; 6] = [
+    "/api/orders/{id}",
+    "/api/cart",
+    "/api/pay",
+    "/api/items",
+    "/api/users/{id}",
+    "/health",
+];
+
+fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool) -> Span {
+    let route = ROUTES[rng.below(ROUTES.len())];
+    let status_code = if error {
+        500 + 3 * rng.below(2) as i64
+    } else {
+        200
+    };
+    let (name, kind, attributes) = match role {
+        SpanRole::Server => (
+            format!("GET {route}"),
+            2,
+            vec![
+                string("http.request.method", "GET"),
+                string("http.route", route),
+                string("url.path", &route.replace("{id}", "42")),
+                string("url.scheme", "https"),
+                int("http.response.status_code", status_code),
+                string("server.address", "shop.example.com"),
+                int("server.port", 443),
+                string("network.protocol.version", "1.1"),
+                string("client.address", "10.1.2.3"),
+                string("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
+            ],
+        ),
+        SpanRole::Internal => (
+            "OrderController.handle".to_owned(),
+            1,
+            vec![
+                string("code.function.name", "handle"),
+                string("code.namespace", "com.example.shop.OrderController"),
+                string("thread.name", "http-nio-8080-exec-3"),
+            ],
+        ),
+        SpanRole::Database => (
+            "SELECT shop.orders".to_owned(),
+            3,
+            vec![
+                string("db.system", "postgresql"),
+                string("db.namespace", "shop"),
+                string("db.operation.name", "SELECT"),
+                string("db.collection.name", "orders"),
+                string("db.query.text", "SELECT id, total FROM orders WHERE id = ?"),
+                string("server.address", "postgres.shop.svc"),
+                int("server.port", 5432),
+            ],
+        ),
+        SpanRole::HttpClient => (
+            "POST".to_owned(),
+            3,
+            vec![
+                string("http.request.method", "POST"),
+                string("url.full", "http://payments.shop.svc:8080/api/pay"),
+                int("http.response.status_code", status_code),
+                string("server.address", "payments.shop.svc"),
+                int("server.port", 8080),
+                string("network.peer.address", "10.4.5.6"),
+            ],
+        ),
+    };
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: rng.span_id(),
+        parent_span_id: if role == SpanRole::Server {
+            Vec::new()
+        } else {
+            rng.span_id()
+        },
+        name,
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 1_000_000 + rng.below(50_000_000) as u64,
+        attributes,
+        status: error.then(|| Status {
+            code: 2,
+            message: "Internal Server Error".to_owned(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A batch shaped by `shape`; the same `seed` gives the same batch.
+#[must_use]
+pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
+    let mut rng = Rng::new(seed);
+    let services = shape.services.max(1);
+    let mut scopes: Vec<Vec<Vec<Span>>> = vec![vec![Vec::new(); SCOPES.len()]; services];
+    let mut trace_id = rng.trace_id();
+    let start = 1_700_000_000_000_000_000u64 + (seed % 1000) * 1_000_000_000;
+    for i in 0..shape.spans {
+        if i > 0 && i % shape.spans_per_trace.max(1) == 0 {
+            trace_id = rng.trace_id();
+        }
+        let service = i % services;
+        let scope = (i / services) % SCOPES.len();
+        let error = rng.chance(shape.error_ratio);
+        let s = span(
+            &mut rng,
+            SCOPES[scope].1,
+            &trace_id,
+            start + i as u64 * 1000,
+            error,
+        );
+        scopes[service][scope].push(s);
+    }
+    scopes
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| s.iter().any(|spans| !spans.is_empty()))
+        .map(|(i, per_scope)| ResourceSpans {
+            resource: Some(resource(i)),
+            scope_spans: per_scope
+                .into_iter()
+                .zip(SCOPES)
+                .filter(|(spans, _)| !spans.is_empty())
+                .map(|(spans, (name, _))| ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: name.to_owned(),
+                        version: SCOPE_VERSION.to_owned(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    schema_url: "https://opentelemetry.io/schemas/1.27.0".to_owned(),
+                })
+                .collect(),
+            schema_url: "https://opentelemetry.io/schemas/1.27.0".to_owned(),
+        })
+        .collect()
+}
+
+/// [`resource_spans`] as an OTLP export request.
+#[must_use]
+pub fn request(shape: &Shape, seed: u64) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: resource_spans(shape, seed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_deterministic_and_shaped() {
+        let shape = Shape::default();
+        let a = resource_spans(&shape, 1);
+        assert_eq!(a, resource_spans(&shape, 1));
+        assert_ne!(a, resource_spans(&shape, 2));
+        assert_eq!(a.len(), 5);
+        let spans: Vec<&Span> = a
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect();
+        assert_eq!(spans.len(), 100);
+        let traces: std::collections::HashSet<&Vec<u8>> =
+            spans.iter().map(|s| &s.trace_id).collect();
+        assert_eq!(traces.len(), 10);
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.trace_id.len() == 16 && s.span_id.len() == 8)
+        );
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.end_time_unix_nano >= s.start_time_unix_nano)
+        );
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
+        );
+        let big = Shape {
+            services: 12,
+            spans: 1000,
+            ..Shape::default()
+        };
+        let b = resource_spans(&big, 3);
+        assert_eq!(b.len(), 12);
+        assert!(b.iter().any(|r| {
+            r.resource
+                .as_ref()
+                .is_some_and(|r| r.attributes[0].value == string("", "service-11").value)
+        }));
+    }
+}
