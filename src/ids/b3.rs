@@ -8,7 +8,7 @@
 //! `X-B3-Flags: 1` means debug (which implies sampled). When both forms are present the
 //! single header wins (the caller picks which one to parse).
 
-use crate::ids::hex::{decode_lower_hex, push_hex, snippet};
+use crate::ids::hex::{decode_lower_hex, put_hex, snippet};
 use crate::ids::model::{HexIdError, SpanId, TraceId};
 
 /// What is wrong with B3 headers. `header` names the header at fault.
@@ -303,9 +303,9 @@ pub fn parse_multi(v: &B3MultiValues<'_>) -> Result<Option<B3>, B3Error> {
 /// Appends the single-header form `{trace32}-{span}[-{1|0|d}][-{parent}]`. A deferred
 /// decision omits the sampling field, and then the parent too (the format has no slot).
 pub fn write_single(ctx: &B3Context, out: &mut String) {
-    push_hex(out, &ctx.trace_id.0);
+    put_hex(out, &ctx.trace_id.0);
     out.push('-');
-    push_hex(out, &ctx.span_id.0);
+    put_hex(out, &ctx.span_id.0);
     let flag = match ctx.sampling {
         B3Sampling::Deferred => return,
         B3Sampling::Deny => "-0",
@@ -315,7 +315,7 @@ pub fn write_single(ctx: &B3Context, out: &mut String) {
     out.push_str(flag);
     if let Some(p) = &ctx.parent_span_id {
         out.push('-');
-        push_hex(out, &p.0);
+        put_hex(out, &p.0);
     }
 }
 

@@ -16,7 +16,7 @@
 //! Readers ignore unknown fields in both entries (forward compatibility); a field given
 //! twice, a field without `:` or a bad number is an [`EntryError`].
 
-use crate::ids::hex::{char_at, push_i64, snippet};
+use crate::ids::hex::{AsciiSink, char_at, put_i64, snippet, split_byte, split_once_byte};
 use crate::ids::mapping::{entry_span_id, txid_to_trace_id};
 use crate::ids::model::{SpanId, TraceId};
 use crate::ids::tracestate::MAX_VALUE_LEN;
@@ -97,13 +97,11 @@ fn fields<'a>(
     entry: &'static str,
     value: &'a str,
 ) -> impl Iterator<Item = Result<(&'a str, &'a str), EntryError>> {
-    value.split(';').map(move |field| {
-        field
-            .split_once(':')
-            .ok_or_else(|| EntryError::FieldWithoutColon {
-                entry,
-                field: snippet(field),
-            })
+    split_byte(value, b';').map(move |field| {
+        split_once_byte(field, b':').ok_or_else(|| EntryError::FieldWithoutColon {
+            entry,
+            field: snippet(field),
+        })
     })
 }
 
@@ -219,13 +217,28 @@ impl<'a> PpEntry<'a> {
     /// See [`PpEntry::validate`]; nothing is written then.
     pub fn write(&self, out: &mut String) -> Result<(), EntryError> {
         self.validate()?;
-        out.push_str("svc:");
-        out.push_str(self.service_name);
-        out.push_str(";app:");
-        out.push_str(self.application_name);
-        out.push_str(";type:");
-        push_i64(out, i64::from(self.service_type));
+        self.write_validated(out);
         Ok(())
+    }
+
+    /// Appends the entry value to a byte buffer after validating it.
+    ///
+    /// # Errors
+    /// See [`PpEntry::validate`]; nothing is written then.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) -> Result<(), EntryError> {
+        self.validate()?;
+        self.write_validated(out);
+        Ok(())
+    }
+
+    /// Writes an entry that passed [`PpEntry::validate`] (so its text is ASCII).
+    pub(crate) fn write_validated(&self, out: &mut impl AsciiSink) {
+        out.put(b"svc:");
+        out.put(self.service_name.as_bytes());
+        out.put(b";app:");
+        out.put(self.application_name.as_bytes());
+        out.put(b";type:");
+        put_i64(out, i64::from(self.service_type));
     }
 }
 
@@ -289,22 +302,31 @@ impl BridgeEntry {
     /// Appends the entry value, fields in the order `tx`, `ps`, `sp`. Every field's
     /// alphabet is valid in tracestate and the longest value is 116 characters.
     pub fn write(&self, out: &mut String) {
-        let mut sep = "";
+        self.write_to(out);
+    }
+
+    /// Appends the entry value to a byte buffer.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        self.write_to(out);
+    }
+
+    pub(crate) fn write_to(&self, out: &mut impl AsciiSink) {
+        let mut sep: &[u8] = b"";
         if let Some(tx) = &self.txid {
-            out.push_str("tx:");
-            tx.write(out);
-            sep = ";";
+            out.put(b"tx:");
+            tx.write_to(out);
+            sep = b";";
         }
         if let Some(ps) = self.parent_span_id {
-            out.push_str(sep);
-            out.push_str("ps:");
-            push_i64(out, ps);
-            sep = ";";
+            out.put(sep);
+            out.put(b"ps:");
+            put_i64(out, ps);
+            sep = b";";
         }
         if let Some(sp) = self.span_id {
-            out.push_str(sep);
-            out.push_str("sp:");
-            push_i64(out, sp);
+            out.put(sep);
+            out.put(b"sp:");
+            put_i64(out, sp);
         }
     }
 

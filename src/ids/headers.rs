@@ -53,13 +53,14 @@ pub const PINPOINT_NOT_SAMPLED: &str = "s0";
 /// Pinpoint-Sampled value for "sampled" (agents normally omit the header instead).
 pub const PINPOINT_SAMPLED_YES: &str = "s1";
 
-/// An ordered list of output headers kept in one reusable `String`.
+/// An ordered list of output headers kept in one reusable byte buffer.
 ///
 /// [`HeaderBuf::clear`] keeps both allocations, so a buffer reused across requests stops
-/// allocating after the first few.
+/// allocating after the first few. Values are stored as bytes (what an HTTP library takes,
+/// see [`HeaderBuf::iter_bytes`]); the translators write only ASCII into it.
 #[derive(Debug, Default, Clone)]
 pub struct HeaderBuf {
-    text: String,
+    bytes: Vec<u8>,
     entries: Vec<(&'static str, usize, usize)>,
 }
 
@@ -71,27 +72,34 @@ impl HeaderBuf {
 
     /// Forgets all headers, keeping the capacity.
     pub fn clear(&mut self) {
-        self.text.clear();
+        self.bytes.clear();
         self.entries.clear();
     }
 
-    /// Appends a header whose value is written by `write`.
-    pub fn push_with(&mut self, name: &'static str, write: impl FnOnce(&mut String)) {
-        let start = self.text.len();
-        write(&mut self.text);
-        self.entries.push((name, start, self.text.len()));
+    /// Appends a header whose value `write` appends to the byte buffer.
+    pub fn push_with(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.entries.push((name, start, self.bytes.len()));
     }
 
     /// Appends a header with a ready value.
     pub fn push(&mut self, name: &'static str, value: &str) {
-        self.push_with(name, |out| out.push_str(value));
+        self.push_with(name, |out| out.extend_from_slice(value.as_bytes()));
     }
 
-    /// The headers in the order they were pushed.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+    /// The headers in the order they were pushed, values as bytes (no validation).
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&'static str, &[u8])> + '_ {
         self.entries
             .iter()
-            .map(|&(name, start, end)| (name, self.text.get(start..end).unwrap_or_default()))
+            .map(|&(name, start, end)| (name, self.bytes.get(start..end).unwrap_or_default()))
+    }
+
+    /// The headers in the order they were pushed, values as text. A value that is not
+    /// UTF-8 (only possible through a custom [`HeaderBuf::push_with`]) reads as empty.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.iter_bytes()
+            .map(|(name, v)| (name, std::str::from_utf8(v).unwrap_or_default()))
     }
 
     /// The value of the first header with this name (ASCII case-insensitive).
@@ -127,7 +135,7 @@ mod tests {
     fn header_buf_keeps_order_and_reuses_storage() {
         let mut buf = HeaderBuf::new();
         buf.push(PINPOINT_TRACE_ID, "a^1^2");
-        buf.push_with(PINPOINT_SPAN_ID, |s| s.push('7'));
+        buf.push_with(PINPOINT_SPAN_ID, |s| s.push(b'7'));
         assert_eq!(
             buf.iter().collect::<Vec<_>>(),
             vec![(PINPOINT_TRACE_ID, "a^1^2"), (PINPOINT_SPAN_ID, "7")]

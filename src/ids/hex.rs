@@ -5,14 +5,28 @@ use crate::ids::model::HexIdError;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Lower-case hex digit values; `INVALID` for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
+
 /// Value of one lower-case hex digit.
 #[inline]
 pub(crate) fn lower_hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
+    let v = HEX_VALUES[usize::from(b)];
+    (v != INVALID).then_some(v)
 }
 
 /// Decodes exactly `2 * N` lower-case hex characters into `N` bytes.
@@ -32,10 +46,21 @@ pub(crate) fn decode_lower_hex<const N: usize>(s: &str) -> Result<[u8; N], HexId
         });
     }
     let mut out = [0u8; N];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let hi = digit_at(s, 2 * i)?;
-        let lo = digit_at(s, 2 * i + 1)?;
-        *slot = (hi << 4) | lo;
+    let mut invalid = 0u8;
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        // INVALID has its high bit set; valid digits are below 16.
+        invalid |= hi | lo;
+        *slot = (hi << 4) | (lo & 0x0f);
+    }
+    if invalid & 0x80 != 0 {
+        // Slow path: find the first offending character for the message.
+        for pos in 0..bytes.len() {
+            digit_at(s, pos)?;
+        }
     }
     Ok(out)
 }
@@ -69,35 +94,84 @@ pub(crate) fn hex_into<'b>(bytes: &[u8], buf: &'b mut [u8]) -> &'b [u8] {
     &buf[..n]
 }
 
-/// Appends ASCII bytes produced by this module's encoders.
-#[inline]
-pub(crate) fn push_ascii(out: &mut String, ascii: &[u8]) {
-    // Every caller passes ASCII, so the fallback never triggers.
-    out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
+/// Where the encoders write: a `String` (validated on the way in) or the byte buffer of
+/// a `HeaderBuf` (no validation on the hot path; the encoders only produce ASCII).
+pub(crate) trait AsciiSink {
+    /// Appends ASCII bytes.
+    fn put(&mut self, ascii: &[u8]);
 }
 
-/// Appends the lower-case hex form of `bytes` (at most 32 bytes per call).
-#[inline]
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    let mut buf = [0u8; 64];
-    for chunk in bytes.chunks(32) {
-        push_ascii(out, hex_into(chunk, &mut buf));
+impl AsciiSink for String {
+    #[inline]
+    fn put(&mut self, ascii: &[u8]) {
+        // Every caller passes ASCII, so the fallback never triggers.
+        self.push_str(std::str::from_utf8(ascii).unwrap_or_default());
     }
 }
 
-/// Writes the decimal form of `v` into `buf` and returns the used tail.
+impl AsciiSink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, ascii: &[u8]) {
+        self.extend_from_slice(ascii);
+    }
+}
+
+/// Appends the lower-case hex form of `bytes`.
+#[inline]
+pub(crate) fn put_hex(out: &mut impl AsciiSink, bytes: &[u8]) {
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        out.put(hex_into(chunk, &mut buf));
+    }
+}
+
+/// "00" to "99": two decimal digits per table lookup.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn put_pair(buf: &mut [u8; 20], pos: usize, v: u32) {
+    // v < 100, so the index stays in the table.
+    let i = 2 * v as usize;
+    buf[pos..pos + 2].copy_from_slice(&PAIRS[i..i + 2]);
+}
+
+/// Writes the decimal form of `v` into `buf` and returns the used tail. Four digits per
+/// 64-bit division, then 32-bit arithmetic within each group.
 #[inline]
 pub(crate) fn i64_decimal(v: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut n = v.unsigned_abs();
     let mut pos = buf.len();
-    loop {
+    while n >= 10_000 {
+        // The remainder is below 10 000, so it fits in u32.
+        let rem = (n % 10_000) as u32;
+        n /= 10_000;
+        pos -= 4;
+        put_pair(buf, pos, rem / 100);
+        put_pair(buf, pos + 2, rem % 100);
+    }
+    // n < 10 000 now.
+    let mut n = n as u32;
+    if n >= 100 {
+        pos -= 2;
+        put_pair(buf, pos, n % 100);
+        n /= 100;
+    }
+    if n >= 10 {
+        pos -= 2;
+        put_pair(buf, pos, n);
+    } else {
         pos -= 1;
-        // n % 10 < 10, so the cast cannot truncate.
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        // n < 10 here.
+        buf[pos] = b'0' + n as u8;
     }
     if v < 0 {
         pos -= 1;
@@ -108,9 +182,48 @@ pub(crate) fn i64_decimal(v: i64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Appends the decimal form of `v`.
 #[inline]
-pub(crate) fn push_i64(out: &mut String, v: i64) {
+pub(crate) fn put_i64(out: &mut impl AsciiSink, v: i64) {
     let mut buf = [0u8; 20];
-    push_ascii(out, i64_decimal(v, &mut buf));
+    out.put(i64_decimal(v, &mut buf));
+}
+
+/// Trims HTTP optional whitespace (spaces and tabs) from both ends.
+#[inline]
+pub(crate) fn trim_ows(s: &str) -> &str {
+    let b = s.as_bytes();
+    let is_ows = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = b.iter().position(|c| !is_ows(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_ows(c)).map_or(start, |e| e + 1);
+    // Spaces and tabs are ASCII, so both ends are char boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `str::split_once` for an ASCII separator: a plain byte scan, much cheaper than the
+/// general char searcher on the short values of trace headers.
+#[inline]
+pub(crate) fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == sep)?;
+    // `sep` is ASCII, so both sides start on char boundaries.
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `str::split` for an ASCII separator (see [`split_once_byte`]).
+#[inline]
+pub(crate) fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match split_once_byte(r, sep) {
+            Some((head, tail)) => {
+                rest = Some(tail);
+                Some(head)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// A prefix of untrusted input, short enough to quote in an error message.
@@ -141,7 +254,7 @@ mod tests {
             1_700_000_000_000,
         ] {
             let mut s = String::new();
-            push_i64(&mut s, v);
+            put_i64(&mut s, v);
             assert_eq!(s, v.to_string());
         }
     }
@@ -149,7 +262,7 @@ mod tests {
     #[test]
     fn hex_round_trip_and_errors() {
         let mut s = String::new();
-        push_hex(&mut s, &[0x0a, 0xf7, 0x00, 0xff]);
+        put_hex(&mut s, &[0x0a, 0xf7, 0x00, 0xff]);
         assert_eq!(s, "0af700ff");
         assert_eq!(decode_lower_hex::<4>(&s), Ok([0x0a, 0xf7, 0x00, 0xff]));
         assert_eq!(
@@ -180,5 +293,19 @@ mod tests {
         assert_eq!(snippet("abc"), "abc");
         let long = "x".repeat(100);
         assert_eq!(snippet(&long).len(), 67);
+    }
+
+    #[test]
+    fn byte_splitters_match_std() {
+        for s in ["", ",", "a", "a,,b", "a,", ",a", "é,ü,", "k=v,x=y=z"] {
+            assert_eq!(
+                split_byte(s, b',').collect::<Vec<_>>(),
+                s.split(',').collect::<Vec<_>>(),
+                "{s:?}"
+            );
+            assert_eq!(split_once_byte(s, b'='), s.split_once('='), "{s:?}");
+        }
+        assert_eq!(trim_ows(" \t a b\t "), "a b");
+        assert_eq!(trim_ows(" \t "), "");
     }
 }

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::hex::{decode_lower_hex, push_hex};
+use crate::ids::hex::{decode_lower_hex, put_hex};
 
 /// What is wrong with a hex-encoded id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +68,7 @@ impl TraceId {
 
     /// Appends the 32-character lower-case hex form.
     pub fn write_hex(&self, out: &mut String) {
-        push_hex(out, &self.0);
+        put_hex(out, &self.0);
     }
 
     /// The 32-character lower-case hex form.
@@ -137,7 +137,7 @@ impl SpanId {
 
     /// Appends the 16-character lower-case hex form.
     pub fn write_hex(&self, out: &mut String) {
-        push_hex(out, &self.0);
+        put_hex(out, &self.0);
     }
 
     /// The 16-character lower-case hex form.

@@ -16,7 +16,7 @@ use crate::ids::headers::{
     PINPOINT_PARENT_SPAN_ID, PINPOINT_SAMPLED, PINPOINT_SAMPLED_YES, PINPOINT_SPAN_ID,
     PINPOINT_TRACE_ID,
 };
-use crate::ids::hex::{char_at, push_i64, snippet};
+use crate::ids::hex::{char_at, put_i64, snippet};
 use crate::ids::txid::{TransactionId, TxidError, is_id_char};
 
 /// Longest application name accepted (Pinpoint 3.1 uid modes allow 254).
@@ -145,7 +145,7 @@ pub struct PinpointContext<'a> {
     pub host: Option<&'a str>,
 }
 
-fn span_id(header: &'static str, v: Option<&str>) -> Result<i64, PinpointHeaderError> {
+fn parse_span_id(header: &'static str, v: Option<&str>) -> Result<i64, PinpointHeaderError> {
     let v = v.ok_or(PinpointHeaderError::Missing { header })?;
     match v.parse::<i64>() {
         Ok(-1) => Err(PinpointHeaderError::SpanIdNone { header }),
@@ -186,8 +186,8 @@ impl<'a> PinpointContext<'a> {
             header: PINPOINT_TRACE_ID,
         })?;
         let txid = TransactionId::parse(txid).map_err(PinpointHeaderError::TraceId)?;
-        let span_id = span_id(PINPOINT_SPAN_ID, v.span_id)?;
-        let parent_span_id = span_id_parent(v.parent_span_id)?;
+        let span_id = parse_span_id(PINPOINT_SPAN_ID, v.span_id)?;
+        let parent_span_id = parse_span_id(PINPOINT_PARENT_SPAN_ID, v.parent_span_id)?;
         let sampled = match v.sampled {
             None | Some(PINPOINT_SAMPLED_YES) => true,
             Some(PINPOINT_NOT_SAMPLED) => false,
@@ -232,20 +232,18 @@ impl<'a> PinpointContext<'a> {
     /// Appends the headers in Pinpoint's usual order. `Pinpoint-Sampled` is written only
     /// when not sampled (`s0`); optional headers only when set.
     pub fn write_headers(&self, out: &mut HeaderBuf) {
-        out.push_with(PINPOINT_TRACE_ID, |s| self.txid.write(s));
-        out.push_with(PINPOINT_SPAN_ID, |s| push_i64(s, self.span_id));
-        out.push_with(PINPOINT_PARENT_SPAN_ID, |s| {
-            push_i64(s, self.parent_span_id)
-        });
+        out.push_with(PINPOINT_TRACE_ID, |s| self.txid.write_bytes(s));
+        out.push_with(PINPOINT_SPAN_ID, |s| put_i64(s, self.span_id));
+        out.push_with(PINPOINT_PARENT_SPAN_ID, |s| put_i64(s, self.parent_span_id));
         if !self.sampled {
             out.push(PINPOINT_SAMPLED, PINPOINT_NOT_SAMPLED);
         }
-        out.push_with(PINPOINT_FLAGS, |s| push_i64(s, i64::from(self.flags)));
+        out.push_with(PINPOINT_FLAGS, |s| put_i64(s, i64::from(self.flags)));
         if let Some(name) = self.parent_app_name {
             out.push(PINPOINT_PARENT_APP_NAME, name);
         }
         if let Some(ty) = self.parent_app_type {
-            out.push_with(PINPOINT_PARENT_APP_TYPE, |s| push_i64(s, i64::from(ty)));
+            out.push_with(PINPOINT_PARENT_APP_TYPE, |s| put_i64(s, i64::from(ty)));
         }
         if let Some(svc) = self.parent_service_name {
             out.push(PINPOINT_PARENT_SERVICE_NAME, svc);
@@ -257,10 +255,6 @@ impl<'a> PinpointContext<'a> {
             out.push(PINPOINT_HOST, host);
         }
     }
-}
-
-fn span_id_parent(v: Option<&str>) -> Result<i64, PinpointHeaderError> {
-    span_id(PINPOINT_PARENT_SPAN_ID, v)
 }
 
 #[cfg(test)]

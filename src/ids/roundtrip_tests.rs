@@ -1,6 +1,6 @@
 //! Property tests of the identity contract's round trips: trace id ⇄ txid, `mix` ⇄
 //! `unmix`, and whole-context translation W3C → Pinpoint → W3C and Pinpoint → W3C →
-//! Pinpoint.
+//! Pinpoint; plus "no parser panics on any input".
 
 use proptest::prelude::*;
 
@@ -190,6 +190,48 @@ proptest! {
         // Output order: TraceID, SpanID, pSpanID, Sampled, Flags, pAppName, pAppType, pServiceName.
         expected.sort_by_key(|(k, _)| order(k));
         prop_assert_eq!(back.headers, expected);
+    }
+}
+
+/// Header names the translator reads, in mixed case.
+const NAMES: [&str; 10] = [
+    "traceparent",
+    "TraceState",
+    "b3",
+    "X-B3-TraceId",
+    "x-b3-spanid",
+    "X-B3-Sampled",
+    "Pinpoint-TraceID",
+    "pinpoint-spanid",
+    "Pinpoint-pSpanID",
+    "Pinpoint-pAppType",
+];
+
+proptest! {
+    /// Every parser returns a value or a typed error for any input; none panics.
+    #[test]
+    fn prop_parsers_never_panic_on_any_text(s in "\\PC{0,80}", t in "[ -~]{0,80}") {
+        for text in [s.as_str(), t.as_str()] {
+            let _ = TraceParent::parse(text);
+            let _ = TraceStateRef::parse(text);
+            let _ = crate::ids::b3::parse_single(text);
+            let _ = TransactionId::parse(text);
+            let _ = PpEntry::parse(text);
+            let _ = BridgeEntry::parse(text);
+            let _ = crate::ids::translate::parse_header_lines(text);
+            let _ = crate::ids::duration::parse_duration(text);
+            let _ = TraceId::from_hex(text);
+        }
+    }
+
+    /// Whole-header-set translation never panics, whatever the values.
+    #[test]
+    fn prop_translate_never_panics(values in proptest::collection::vec((0..NAMES.len(), "[ -~]{0,70}"), 0..6)) {
+        let input: Vec<(String, String)> = values
+            .into_iter()
+            .map(|(i, v)| (NAMES[i].to_owned(), v))
+            .collect();
+        let _ = translate_headers(&input, &TranslateOptions::default());
     }
 }
 

@@ -8,7 +8,7 @@
 //! headers form one list, joined with `,`. An invalid tracestate is dropped whole; it
 //! never invalidates the traceparent.
 
-use crate::ids::hex::{char_at, snippet};
+use crate::ids::hex::{char_at, snippet, split_byte, split_once_byte, trim_ows};
 
 /// Most list-members a tracestate may hold.
 pub const MAX_MEMBERS: usize = 32;
@@ -138,6 +138,17 @@ fn check_key(key: &str, member: usize) -> Result<(), TracestateError> {
     Ok(())
 }
 
+/// Bytes allowed in a value: printable ASCII except `,` and `=`.
+const VALUE_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x20;
+    while c <= 0x7e {
+        t[c] = c != b',' as usize && c != b'=' as usize;
+        c += 1;
+    }
+    t
+};
+
 /// Checks one value for key `key`.
 ///
 /// # Errors
@@ -148,10 +159,7 @@ pub fn validate_value(key: &str, value: &str) -> Result<(), TracestateError> {
     if b.is_empty() {
         return Err(TracestateError::ValueEmpty { key: snippet(key) });
     }
-    if let Some(index) = b
-        .iter()
-        .position(|&c| !(0x20..=0x7e).contains(&c) || c == b',' || c == b'=')
-    {
+    if let Some(index) = b.iter().position(|&c| !VALUE_CHARS[usize::from(c)]) {
         return Err(TracestateError::ValueChar {
             key: snippet(key),
             found: char_at(value, index),
@@ -170,12 +178,10 @@ pub fn validate_value(key: &str, value: &str) -> Result<(), TracestateError> {
     Ok(())
 }
 
-const OWS: [char; 2] = [' ', '\t'];
-
 /// The non-empty members of a raw list, trimmed, as `(position, text)`.
 fn raw_members(s: &str) -> impl Iterator<Item = (usize, &str)> {
-    s.split(',')
-        .map(|m| m.trim_matches(OWS))
+    split_byte(s, b',')
+        .map(trim_ows)
         .filter(|m| !m.is_empty())
         .enumerate()
         .map(|(i, m)| (i + 1, m))
@@ -191,12 +197,24 @@ impl<'a> TraceStateRef<'a> {
     /// # Errors
     /// The first [`TracestateError`] found, in list order.
     pub fn parse(s: &'a str) -> Result<Self, TracestateError> {
-        let mut keys: [&str; MAX_MEMBERS] = [""; MAX_MEMBERS];
+        Self::parse_finding(s, []).map(|(ts, _)| ts)
+    }
+
+    /// Validates like [`TraceStateRef::parse`] and, in the same pass, returns the values
+    /// of `keys`.
+    ///
+    /// # Errors
+    /// The first [`TracestateError`] found, in list order.
+    pub fn parse_finding<const N: usize>(
+        s: &'a str,
+        keys: [&str; N],
+    ) -> Result<(Self, [Option<&'a str>; N]), TracestateError> {
+        let mut found = [None; N];
         for (member, text) in raw_members(s) {
             if member > MAX_MEMBERS {
                 return Err(TracestateError::TooManyMembers { found: member });
             }
-            let Some((key, value)) = text.split_once('=') else {
+            let Some((key, value)) = split_once_byte(text, b'=') else {
                 return Err(TracestateError::MissingEquals {
                     member,
                     text: snippet(text),
@@ -204,19 +222,24 @@ impl<'a> TraceStateRef<'a> {
             };
             check_key(key, member)?;
             validate_value(key, value)?;
-            // `member` is 1-based and at most 32 here.
-            let seen = &mut keys[..member];
-            if seen[..member - 1].contains(&key) {
+            // At most 32 members, so rescanning the earlier ones stays cheap and needs
+            // no storage.
+            let duplicate = raw_members(s)
+                .take(member - 1)
+                .any(|(_, earlier)| split_once_byte(earlier, b'=').map(|(k, _)| k) == Some(key));
+            if duplicate {
                 return Err(TracestateError::DuplicateKey { key: snippet(key) });
             }
-            seen[member - 1] = key;
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                found[i] = Some(value);
+            }
         }
-        Ok(Self(s))
+        Ok((Self(s), found))
     }
 
     /// The members in order, as `(key, value)`.
     pub fn members(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        raw_members(self.0).filter_map(|(_, m)| m.split_once('='))
+        raw_members(self.0).filter_map(|(_, m)| split_once_byte(m, b'='))
     }
 
     /// The value of `key`.

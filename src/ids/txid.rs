@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::hex::{char_at, i64_decimal, push_ascii, snippet};
+use crate::ids::hex::{AsciiSink, char_at, i64_decimal, snippet, split_once_byte};
 
 /// What is wrong with a transaction id or agent id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +106,28 @@ impl AgentId {
         })
     }
 
+    /// Builds an agent id for a `const` item, where an invalid `s` fails compilation
+    /// (never call it at run time with input).
+    pub(crate) const fn from_const(s: &str) -> Self {
+        let b = s.as_bytes();
+        assert!(
+            !b.is_empty() && b.len() <= Self::MAX_LEN,
+            "agentId must have 1 to 24 characters"
+        );
+        let mut buf = [0u8; Self::MAX_LEN];
+        let mut i = 0;
+        while i < b.len() {
+            assert!(is_id_char(b[i]), "agentId allows a-z A-Z 0-9 . _ -");
+            buf[i] = b[i];
+            i += 1;
+        }
+        Self {
+            // At most 24, asserted above.
+            len: b.len() as u8,
+            buf,
+        }
+    }
+
     /// The agent id text.
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored, so this never falls back.
@@ -114,7 +136,7 @@ impl AgentId {
 }
 
 /// True for the characters Pinpoint allows in agent ids and application names.
-pub(crate) fn is_id_char(b: u8) -> bool {
+pub(crate) const fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
@@ -153,10 +175,12 @@ impl TransactionId {
         if s.is_empty() {
             return Err(TxidError::Empty);
         }
-        let mut parts = s.split('^');
-        let (Some(agent), Some(start), Some(seq), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let parts = split_once_byte(s, b'^')
+            .and_then(|(agent, rest)| {
+                split_once_byte(rest, b'^').map(|(start, seq)| (agent, start, seq))
+            })
+            .filter(|(_, _, seq)| !seq.bytes().any(|b| b == b'^'));
+        let Some((agent, start, seq)) = parts else {
             return Err(TxidError::Parts {
                 value: snippet(s),
                 found: s.split('^').count(),
@@ -178,13 +202,22 @@ impl TransactionId {
 
     /// Appends the canonical form.
     pub fn write(&self, out: &mut String) {
+        self.write_to(out);
+    }
+
+    /// Appends the canonical form to a byte buffer.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        self.write_to(out);
+    }
+
+    pub(crate) fn write_to(&self, out: &mut impl AsciiSink) {
         let mut buf = [0u8; Self::MAX_LEN];
         let mut len = 0;
         self.for_each_canonical_part(|part| {
             buf[len..len + part.len()].copy_from_slice(part);
             len += part.len();
         });
-        push_ascii(out, &buf[..len]);
+        out.put(&buf[..len]);
     }
 
     /// Feeds the canonical form's UTF-8 bytes to `sink` without allocating.

@@ -7,7 +7,7 @@
 //! position and may continue after index 55 only with `-`. Any of these errors means "new
 //! trace" to a W3C participant, and its tracestate is dropped with it.
 
-use crate::ids::hex::{char_at, hex_into, lower_hex_value, push_ascii};
+use crate::ids::hex::{AsciiSink, char_at, hex_into, lower_hex_value};
 use crate::ids::model::{HexIdError, SpanId, TraceId};
 
 /// trace-flags bit: sampled.
@@ -160,12 +160,21 @@ impl TraceParent {
 
     /// Appends the version-00 form; flag bits other than sampled and random are cleared.
     pub fn write(&self, out: &mut String) {
+        self.write_to(out);
+    }
+
+    /// Appends the version-00 form to a byte buffer.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        self.write_to(out);
+    }
+
+    pub(crate) fn write_to(&self, out: &mut impl AsciiSink) {
         let mut buf = [b'-'; TRACEPARENT_LEN];
         buf[..2].copy_from_slice(b"00");
         hex_into(&self.trace_id.0, &mut buf[3..35]);
         hex_into(&self.parent_id.0, &mut buf[36..52]);
         hex_into(&[self.flags & (FLAG_SAMPLED | FLAG_RANDOM)], &mut buf[53..]);
-        push_ascii(out, &buf);
+        out.put(&buf);
     }
 
     /// The version-00 form.

@@ -14,7 +14,7 @@ use crate::ids::b3::{self, B3, B3Context, B3Error, B3MultiValues, B3Sampling};
 use crate::ids::cache::{CallerSegment, MappingCache};
 use crate::ids::entries::{BridgeEntry, EntryError, PpEntry};
 use crate::ids::headers::{self as h, HeaderBuf};
-use crate::ids::hex::snippet;
+use crate::ids::hex::{snippet, trim_ows};
 use crate::ids::mapping::{
     TxidOrigin, entry_span_id, parent_id_for_pinpoint_span, pinpoint_span_id, trace_id_to_txid,
     txid_origin, txid_to_trace_id,
@@ -143,7 +143,7 @@ impl<'a> Extracted<'a> {
     ) -> Result<Self, TranslateError> {
         let mut x = Self::default();
         for (name, value) in pairs {
-            let value = value.trim_matches([' ', '\t']);
+            let value = trim_ows(value);
             if name.eq_ignore_ascii_case(h::TRACESTATE) {
                 if x.tracestate.is_none() {
                     x.tracestate = Some(value);
@@ -163,47 +163,38 @@ impl<'a> Extracted<'a> {
     }
 
     fn slot(&mut self, name: &str) -> Option<(&'static str, &mut Option<&'a str>)> {
-        const NAMES: [&str; 17] = [
-            h::TRACEPARENT,
-            h::B3,
-            h::X_B3_TRACE_ID,
-            h::X_B3_SPAN_ID,
-            h::X_B3_PARENT_SPAN_ID,
-            h::X_B3_SAMPLED,
-            h::X_B3_FLAGS,
-            h::PINPOINT_TRACE_ID,
-            h::PINPOINT_SPAN_ID,
-            h::PINPOINT_PARENT_SPAN_ID,
-            h::PINPOINT_SAMPLED,
-            h::PINPOINT_FLAGS,
-            h::PINPOINT_PARENT_APP_NAME,
-            h::PINPOINT_PARENT_APP_TYPE,
-            h::PINPOINT_PARENT_APP_NAMESPACE,
-            h::PINPOINT_PARENT_SERVICE_NAME,
-            h::PINPOINT_HOST,
-        ];
-        let index = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name))?;
+        // The longest known name has 22 characters.
+        let mut lower = [0u8; 22];
+        let lower = lower.get_mut(..name.len())?;
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
         let (p, m) = (&mut self.pinpoint, &mut self.b3_multi);
-        let slot = match index {
-            0 => &mut self.traceparent,
-            1 => &mut self.b3,
-            2 => &mut m.trace_id,
-            3 => &mut m.span_id,
-            4 => &mut m.parent_span_id,
-            5 => &mut m.sampled,
-            6 => &mut m.flags,
-            7 => &mut p.trace_id,
-            8 => &mut p.span_id,
-            9 => &mut p.parent_span_id,
-            10 => &mut p.sampled,
-            11 => &mut p.flags,
-            12 => &mut p.parent_app_name,
-            13 => &mut p.parent_app_type,
-            14 => &mut p.parent_app_namespace,
-            15 => &mut p.parent_service_name,
-            _ => &mut p.host,
+        let (canonical, slot) = match &*lower {
+            b"traceparent" => (h::TRACEPARENT, &mut self.traceparent),
+            b"b3" => (h::B3, &mut self.b3),
+            b"x-b3-traceid" => (h::X_B3_TRACE_ID, &mut m.trace_id),
+            b"x-b3-spanid" => (h::X_B3_SPAN_ID, &mut m.span_id),
+            b"x-b3-parentspanid" => (h::X_B3_PARENT_SPAN_ID, &mut m.parent_span_id),
+            b"x-b3-sampled" => (h::X_B3_SAMPLED, &mut m.sampled),
+            b"x-b3-flags" => (h::X_B3_FLAGS, &mut m.flags),
+            b"pinpoint-traceid" => (h::PINPOINT_TRACE_ID, &mut p.trace_id),
+            b"pinpoint-spanid" => (h::PINPOINT_SPAN_ID, &mut p.span_id),
+            b"pinpoint-pspanid" => (h::PINPOINT_PARENT_SPAN_ID, &mut p.parent_span_id),
+            b"pinpoint-sampled" => (h::PINPOINT_SAMPLED, &mut p.sampled),
+            b"pinpoint-flags" => (h::PINPOINT_FLAGS, &mut p.flags),
+            b"pinpoint-pappname" => (h::PINPOINT_PARENT_APP_NAME, &mut p.parent_app_name),
+            b"pinpoint-papptype" => (h::PINPOINT_PARENT_APP_TYPE, &mut p.parent_app_type),
+            b"pinpoint-pappnamespace" => (
+                h::PINPOINT_PARENT_APP_NAMESPACE,
+                &mut p.parent_app_namespace,
+            ),
+            b"pinpoint-pservicename" => {
+                (h::PINPOINT_PARENT_SERVICE_NAME, &mut p.parent_service_name)
+            }
+            b"pinpoint-host" => (h::PINPOINT_HOST, &mut p.host),
+            _ => return None,
         };
-        Some((NAMES[index], slot))
+        Some((canonical, slot))
     }
 
     fn has_b3(&self) -> bool {
@@ -246,9 +237,9 @@ impl Translator {
         if let Some(name) = &opts.app_name {
             validate_app_name(name).map_err(TranslateError::AppName)?;
         }
-        if let Some(host) = &opts.target_host
-            && (host.is_empty() || host.len() > 255 || !host.bytes().all(|b| b.is_ascii_graphic()))
-        {
+        let bad_host =
+            |h: &&String| h.is_empty() || h.len() > 255 || !h.bytes().all(|b| b.is_ascii_graphic());
+        if let Some(host) = opts.target_host.as_ref().filter(bad_host) {
             return Err(TranslateError::TargetHost {
                 value: snippet(host),
             });
@@ -310,7 +301,7 @@ impl Translator {
         let parent_id =
             parent_id_for_pinpoint_span(ctx.span_id).ok_or(TranslateError::SpanIdUnmappable)?;
         out.push_with(h::TRACEPARENT, |s| {
-            TraceParent::new(trace_id, parent_id, ctx.sampled).write(s);
+            TraceParent::new(trace_id, parent_id, ctx.sampled).write_bytes(s);
         });
 
         let ppb = BridgeEntry {
@@ -348,15 +339,14 @@ impl Translator {
             (None, None) => None,
         };
         out.push_with(h::TRACESTATE, |s| {
-            s.push_str(h::TRACESTATE_PPB);
-            s.push('=');
-            ppb.write(s);
+            s.extend_from_slice(h::TRACESTATE_PPB.as_bytes());
+            s.push(b'=');
+            ppb.write_bytes(s);
             if let Some(pp) = &pp {
-                s.push(',');
-                s.push_str(h::TRACESTATE_PP);
-                s.push('=');
-                // Validated above, so this cannot fail.
-                pp.write(s).ok();
+                s.push(b',');
+                s.extend_from_slice(h::TRACESTATE_PP.as_bytes());
+                s.push(b'=');
+                pp.write_validated(s);
             }
         });
         for (present, header) in [
@@ -371,9 +361,8 @@ impl Translator {
                 warnings.push(Warning::NotCarried(header));
             }
         }
-        if origin == TxidOrigin::Pinpoint
-            && let Some(cache) = &self.cache
-        {
+        let pinpoint_born = origin == TxidOrigin::Pinpoint;
+        if let Some(cache) = self.cache.as_ref().filter(|_| pinpoint_born) {
             cache.insert_txid(trace_id, ctx.txid);
         }
         Ok(Outcome {
@@ -596,35 +585,70 @@ fn entries<'t, 'a>(
     warnings: &mut Vec<Warning>,
     keep: impl Fn(&'t str) -> Cow<'a, str>,
 ) -> (Option<ParentApp<'a>>, Option<BridgeEntry>) {
-    let ts = match TraceStateRef::parse(value) {
-        Ok(ts) => ts,
+    let found = TraceStateRef::parse_finding(value, [h::TRACESTATE_PP, h::TRACESTATE_PPB]);
+    let (pp, ppb) = match found {
+        Ok((_, [pp, ppb])) => (pp, ppb),
         Err(e) => {
             warnings.push(Warning::TracestateDropped(e));
             return (None, None);
         }
     };
-    let pp = ts
-        .get(h::TRACESTATE_PP)
-        .and_then(|v| match PpEntry::parse(v) {
-            Ok(pp) => Some(ParentApp {
-                name: keep(pp.application_name),
-                service_type: Some(pp.service_type),
-                service_name: (!pp.service_name.is_empty()).then(|| keep(pp.service_name)),
-                source: ParentAppSource::TracestateUnverified,
-            }),
-            Err(e) => {
-                warnings.push(Warning::PpIgnored(e));
-                None
-            }
-        });
-    let ppb = ts
-        .get(h::TRACESTATE_PPB)
-        .and_then(|v| match BridgeEntry::parse(v) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                warnings.push(Warning::PpbIgnored(e));
-                None
-            }
-        });
+    let pp = pp.and_then(|v| match PpEntry::parse(v) {
+        Ok(pp) => Some(ParentApp {
+            name: keep(pp.application_name),
+            service_type: Some(pp.service_type),
+            service_name: (!pp.service_name.is_empty()).then(|| keep(pp.service_name)),
+            source: ParentAppSource::TracestateUnverified,
+        }),
+        Err(e) => {
+            warnings.push(Warning::PpIgnored(e));
+            None
+        }
+    });
+    let ppb = ppb.and_then(|v| match BridgeEntry::parse(v) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            warnings.push(Warning::PpbIgnored(e));
+            None
+        }
+    });
     (pp, ppb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_header_constant_is_recognised_in_any_case() {
+        let names = [
+            h::TRACEPARENT,
+            h::B3,
+            h::X_B3_TRACE_ID,
+            h::X_B3_SPAN_ID,
+            h::X_B3_PARENT_SPAN_ID,
+            h::X_B3_SAMPLED,
+            h::X_B3_FLAGS,
+            h::PINPOINT_TRACE_ID,
+            h::PINPOINT_SPAN_ID,
+            h::PINPOINT_PARENT_SPAN_ID,
+            h::PINPOINT_SAMPLED,
+            h::PINPOINT_FLAGS,
+            h::PINPOINT_PARENT_APP_NAME,
+            h::PINPOINT_PARENT_APP_TYPE,
+            h::PINPOINT_PARENT_APP_NAMESPACE,
+            h::PINPOINT_PARENT_SERVICE_NAME,
+            h::PINPOINT_HOST,
+        ];
+        let mut x = Extracted::default();
+        for name in names {
+            for spelling in [name.to_owned(), name.to_uppercase(), name.to_lowercase()] {
+                let found = x.slot(&spelling).map(|(canonical, _)| canonical);
+                assert_eq!(found, Some(name), "{spelling}");
+            }
+        }
+        assert!(x.slot("content-type").is_none());
+        assert!(x.slot("pinpoint-pappnamespace-and-more").is_none());
+        assert!(x.slot("").is_none());
+    }
 }

@@ -33,7 +33,7 @@ pub use engine::{Outcome, ParentApp, Translator, Warning};
 
 use crate::ids::b3::B3Error;
 use crate::ids::headers::HeaderBuf;
-use crate::ids::hex::snippet;
+use crate::ids::hex::{snippet, trim_ows};
 use crate::ids::mapping::TxidOrigin;
 use crate::ids::model::{SpanId, TraceId};
 use crate::ids::pinpoint::PinpointHeaderError;
@@ -384,7 +384,7 @@ pub fn parse_header_lines(text: &str) -> Result<Vec<(String, String)>, Translate
         if name.is_empty() {
             return Err(bad("header name is empty".to_owned()));
         }
-        let value = value.trim_matches([' ', '\t']);
+        let value = trim_ows(value);
         if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
             return Err(bad(format!("value of {name} has control character {c:?}")));
         }

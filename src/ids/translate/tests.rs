@@ -632,3 +632,15 @@ fn pass_through_hop_restores_pinpoint_headers_exactly() {
     );
     assert!(back.warnings.is_empty(), "{:?}", back.warnings);
 }
+
+#[test]
+fn tracestate_is_read_only_with_a_valid_traceparent() {
+    let pp = "pp=svc:;app:upstream;type:1010";
+    let with_b3 = run(&[("b3", B3_SINGLE), ("tracestate", pp)]).expect("translates");
+    assert_eq!(with_b3.ids.parent_application, None);
+    let with_tp = run(&[("traceparent", TP), ("tracestate", pp)]).expect("translates");
+    assert_eq!(
+        with_tp.ids.parent_application.map(|a| a.name),
+        Some("upstream".to_owned())
+    );
+}
