@@ -99,8 +99,17 @@ fn gateway_config(port: u16, extra: &str) -> String {
 }
 
 async fn run_scenario(version: &str, order: &str, chunks: u64) -> (Value, Value, StandIn) {
+    run_scenario_with(version, order, chunks, "").await
+}
+
+async fn run_scenario_with(
+    version: &str,
+    order: &str,
+    chunks: u64,
+    routes: &str,
+) -> (Value, Value, StandIn) {
     let standin = StandIn::start(version);
-    let gw = common::start(&gateway_config(standin.port, "")).await;
+    let gw = common::start(&format!("{}{routes}", gateway_config(standin.port, ""))).await;
     let endpoint = format!("http://{}", gw.grpc_addr.expect("grpc"));
     let order_owned = order.to_owned();
     let sent = tokio::task::spawn_blocking(move || {
@@ -267,4 +276,23 @@ async fn late_span_becomes_a_chunk() {
     let (sent, report, standin) = run_scenario("3.1", "late", 1).await;
     assert_eq!(report["summary"]["chunks"], 1, "{report}");
     assert_transaction(&sent, &report, &standin).await;
+}
+
+/// A route's `pinpoint:` overrides rename the application and set its type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_overrides_name_the_application() {
+    let routes = "routes:\n  - name: payments-as-tomcat\n    match: { resource: { service.name: payments } }\n    to: [pinpoint]\n    pinpoint: { application_name: billing, service_type: 1010 }\n";
+    let (_sent, report, standin) = run_scenario_with("3.1", "natural", 0, routes).await;
+    assert_eq!(report["summary"]["ok"], true, "{report}");
+    let info = standin
+        .get("/messages?service=Agent&method=RequestAgentInfo&applicationname=billing")
+        .await;
+    let info = info.as_array().expect("messages");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0]["headers"]["servicetype"], "1010");
+    let edges = report["transactions"][0]["edges"].to_string();
+    assert!(
+        edges.contains("\"billing\""),
+        "the server map shows the new name: {edges}"
+    );
 }

@@ -146,8 +146,8 @@ impl Exporter for FileExporter {
             FileFormat::PinpointJson => {
                 if let Some(a) = self.assembler.as_mut() {
                     let now = Instant::now();
-                    for rs in batch.resource_spans() {
-                        a.add(rs, now, None);
+                    for block in batch.blocks() {
+                        a.add_block(block, now);
                     }
                 }
                 self.write_ready(false).await

@@ -7,6 +7,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use sha2::{Digest, Sha256};
 
 use super::codes;
+use crate::pipeline::router::RouteOverrides;
 
 /// Longest agent id and application name every collector version accepts.
 pub const MAX_ID_LEN: usize = 24;
@@ -100,6 +101,25 @@ pub fn identify(resource: Option<&Resource>) -> AgentIdentity {
         vm_version: runtime,
         container: text("container.id").is_some() || text("k8s.pod.uid").is_some(),
     }
+}
+
+/// The identity with a route's Pinpoint overrides applied (application name fitted
+/// like any other).
+#[must_use]
+pub fn identify_with(
+    resource: Option<&Resource>,
+    overrides: Option<&RouteOverrides>,
+) -> AgentIdentity {
+    let mut id = identify(resource);
+    if let Some(o) = overrides {
+        if let Some(name) = &o.application_name {
+            id.application_name = fit_id(name);
+        }
+        if let Some(t) = o.service_type {
+            id.service_type = i32::from(t);
+        }
+    }
+    id
 }
 
 /// The application service type for an SDK language.
@@ -287,6 +307,24 @@ mod tests {
         assert_eq!(fitted[4], "has_space");
         let unique: std::collections::HashSet<_> = fitted.iter().collect();
         assert_eq!(unique.len(), names.len(), "{fitted:?}");
+    }
+
+    #[test]
+    fn route_overrides_win() {
+        let r = res(&[
+            ("service.name", "checkout"),
+            ("telemetry.sdk.language", "python"),
+        ]);
+        let o = RouteOverrides {
+            service_type: Some(1010),
+            application_name: Some("shop-api".into()),
+        };
+        let id = identify_with(Some(&r), Some(&o));
+        assert_eq!(
+            (id.application_name.as_str(), id.service_type),
+            ("shop-api", 1010)
+        );
+        assert_eq!(identify_with(Some(&r), None).service_type, 1700);
     }
 
     #[test]

@@ -117,6 +117,16 @@ impl Assembler {
         self.pending
     }
 
+    /// Takes every span of a routed block, applying its route's Pinpoint overrides.
+    pub fn add_block(&mut self, block: &crate::pipeline::Block, now: Instant) {
+        let overrides = block.overrides.as_deref();
+        for rs in &block.resource_spans {
+            let identity =
+                overrides.map(|o| Arc::new(agent::identify_with(rs.resource.as_ref(), Some(o))));
+            self.add(rs, now, identity);
+        }
+    }
+
     /// Takes the spans of `rs` (cloned), with `identity` overriding the resource's.
     pub fn add(&mut self, rs: &ResourceSpans, now: Instant, identity: Option<Arc<AgentIdentity>>) {
         let agent = identity.unwrap_or_else(|| Arc::new(agent::identify(rs.resource.as_ref())));
