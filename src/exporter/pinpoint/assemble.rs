@@ -6,7 +6,7 @@
 //! under an UNKNOWN node. Spans that arrive after their segment was sent become a chunk.
 //! No I/O; time is passed in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -76,6 +76,11 @@ pub struct Assembler {
     cfg: Config,
     cache: Arc<MappingCache>,
     traces: HashMap<TraceId, TraceBuf>,
+    /// Traces that got spans since the last flush (only these, and expired ones, are
+    /// looked at again: a trace waiting for its caller costs nothing until then).
+    dirty: HashSet<TraceId>,
+    /// `(first arrival, trace)` in arrival order, for expiring holds oldest first.
+    order: VecDeque<(Instant, TraceId)>,
     pending: usize,
     sent: HashMap<(TraceId, SpanId), (Arc<Sent>, i32)>,
     last_prune: Option<Instant>,
@@ -104,6 +109,8 @@ impl Assembler {
             cfg,
             cache,
             traces: HashMap::new(),
+            dirty: HashSet::new(),
+            order: VecDeque::new(),
             pending: 0,
             sent: HashMap::new(),
             last_prune: None,
@@ -132,10 +139,15 @@ impl Assembler {
         let agent = identity.unwrap_or_else(|| Arc::new(agent::identify(rs.resource.as_ref())));
         for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
             let Some(t) = trace_id(span) else { continue };
-            let buf = self.traces.entry(t).or_insert_with(|| TraceBuf {
-                first: now,
-                spans: Vec::new(),
+            let order = &mut self.order;
+            let buf = self.traces.entry(t).or_insert_with(|| {
+                order.push_back((now, t));
+                TraceBuf {
+                    first: now,
+                    spans: Vec::new(),
+                }
             });
+            self.dirty.insert(t);
             buf.spans.push(Pending {
                 agent: Arc::clone(&agent),
                 span: span.clone(),
@@ -145,47 +157,55 @@ impl Assembler {
     }
 
     /// Emits every segment that is ready; with `force` (shutdown) everything held.
+    ///
+    /// Looks only at traces that got spans since the last call, and at those whose hold
+    /// ran out (or, over `max_pending_spans`, the oldest), so a flush costs what changed,
+    /// not what is held.
     pub fn flush(&mut self, now: Instant, force: bool) -> Vec<Output> {
         let mut out = Vec::new();
-        // Over capacity: the oldest traces go first, as if their hold had expired.
-        let mut early = Vec::new();
-        if self.pending > self.cfg.max_pending_spans {
-            let mut by_age: Vec<(Instant, TraceId, usize)> = self
-                .traces
-                .iter()
-                .map(|(t, b)| (b.first, *t, b.spans.len()))
-                .collect();
-            by_age.sort_by_key(|x| x.0);
-            let mut excess = self.pending - self.cfg.max_pending_spans;
-            for (_, t, n) in by_age {
-                if excess == 0 {
+        let mut work: Vec<(TraceId, bool)> = Vec::new();
+        if force {
+            work.extend(self.traces.keys().map(|t| (*t, true)));
+            self.order.clear();
+        } else {
+            let mut excess = self.pending.saturating_sub(self.cfg.max_pending_spans);
+            while let Some(&(first, t)) = self.order.front() {
+                let expired = now >= first + self.cfg.hold;
+                if !expired && excess == 0 {
                     break;
                 }
-                early.push(t);
-                excess = excess.saturating_sub(n);
+                self.order.pop_front();
+                // A stale entry: the trace was emitted (and maybe started again) since.
+                let Some(buf) = self.traces.get(&t).filter(|b| b.first == first) else {
+                    continue;
+                };
+                if !expired {
+                    self.counts.early_by_capacity += 1;
+                }
+                excess = excess.saturating_sub(buf.spans.len());
+                work.push((t, true));
             }
         }
-        let ids: Vec<TraceId> = self.traces.keys().copied().collect();
-        for t in ids {
+        let taken: HashSet<TraceId> = work.iter().map(|(t, _)| *t).collect();
+        for t in self.dirty.drain() {
+            if !taken.contains(&t) {
+                work.push((t, false));
+            }
+        }
+        for (t, expired) in work {
             let Some(buf) = self.traces.remove(&t) else {
                 continue;
             };
-            let capacity = early.contains(&t);
-            if capacity {
-                self.counts.early_by_capacity += 1;
-            }
-            let expired = force || capacity || now >= buf.first + self.cfg.hold;
             let before = buf.spans.len();
             let left = self.flush_trace(t, buf.spans, expired, now, &mut out);
             self.pending -= before - left.len();
             if !left.is_empty() {
-                self.traces.insert(
-                    t,
-                    TraceBuf {
-                        first: buf.first,
-                        spans: left,
-                    },
-                );
+                // An expired trace always empties; this keeps a waiting one in place.
+                let first = if expired { now } else { buf.first };
+                if expired {
+                    self.order.push_back((first, t));
+                }
+                self.traces.insert(t, TraceBuf { first, spans: left });
             }
         }
         self.prune(now);
