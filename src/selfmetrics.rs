@@ -88,6 +88,9 @@ pub const PINPOINT_AGENTS: &str = "bridge_pinpoint_agents";
 pub const PINPOINT_UNRESOLVED_PARENTS: &str = "bridge_pinpoint_unresolved_parent_links_total";
 /// Spans a collector reported rejected in `SendSpanBatch`, per `exporter`.
 pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total";
+/// Messages dropped because the collector stayed unreachable and the outbox filled,
+/// per `exporter`.
+pub const PINPOINT_MESSAGES_DROPPED: &str = "bridge_pinpoint_messages_dropped_total";
 /// Messages built, per `exporter` and `kind` (`span`, `chunk`).
 pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 
@@ -198,6 +201,10 @@ fn describe() {
         "Entry spans emitted without a resolved caller."
     );
     describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
+    describe_counter!(
+        PINPOINT_MESSAGES_DROPPED,
+        "Pinpoint messages dropped from a full outbox."
+    );
     describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
     describe_counter!(TRANSLATE_REQUESTS, "Header translations served over HTTP.");
     describe_counter!(

@@ -156,6 +156,7 @@ pub struct PinpointExporter {
     agents_gauge: Gauge,
     unresolved: Counter,
     rejected: Counter,
+    outbox_dropped: Counter,
     segments: Counter,
     chunks: Counter,
     last_counts: assemble::Counts,
@@ -206,6 +207,7 @@ impl PinpointExporter {
             agents_gauge: metrics::gauge!(m::PINPOINT_AGENTS, &l()),
             unresolved: metrics::counter!(m::PINPOINT_UNRESOLVED_PARENTS, &l()),
             rejected: metrics::counter!(m::PINPOINT_REJECTED_SPANS, &l()),
+            outbox_dropped: metrics::counter!(m::PINPOINT_MESSAGES_DROPPED, &l()),
             segments: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "span"),
             chunks: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "chunk"),
             last_counts: assemble::Counts::default(),
@@ -218,6 +220,7 @@ impl PinpointExporter {
         if self.outbox.len() > MAX_OUTBOX {
             let excess = self.outbox.len() - MAX_OUTBOX;
             self.outbox.drain(..excess);
+            self.outbox_dropped.increment(excess as u64);
             tracing::error!(
                 dropped = excess,
                 "pinpoint outbox full: oldest messages dropped"
