@@ -25,16 +25,23 @@ pub struct Shape {
     pub spans_per_trace: usize,
     /// Fraction of spans with status ERROR (and an HTTP 5xx where there is one).
     pub error_ratio: f64,
+    /// Extra string attributes per span (`app.attr.<n>`), beyond the semantic
+    /// convention ones each kind of span carries.
+    pub extra_attributes: usize,
+    /// Length in bytes of each extra attribute's value.
+    pub attribute_len: usize,
 }
 
 impl Default for Shape {
-    /// 100 spans over 5 services, traces of 10 spans, 5 % errors.
+    /// 100 spans over 5 services, traces of 10 spans, 5 % errors, no extra attributes.
     fn default() -> Self {
         Self {
             services: 5,
             spans: 100,
             spans_per_trace: 10,
             error_ratio: 0.05,
+            extra_attributes: 0,
+            attribute_len: 16,
         }
     }
 }
@@ -172,14 +179,21 @@ const ROUTES: [&str; 6] = [
     "/health",
 ];
 
-fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool) -> Span {
+fn span(
+    rng: &mut Rng,
+    role: SpanRole,
+    trace_id: &[u8],
+    start: u64,
+    error: bool,
+    extra: &[KeyValue],
+) -> Span {
     let route = ROUTES[rng.below(ROUTES.len())];
     let status_code = if error {
         500 + 3 * rng.below(2) as i64
     } else {
         200
     };
-    let (name, kind, attributes) = match role {
+    let (name, kind, mut attributes) = match role {
         SpanRole::Server => (
             format!("GET {route}"),
             2,
@@ -231,6 +245,7 @@ fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool)
             ],
         ),
     };
+    attributes.extend_from_slice(extra);
     Span {
         trace_id: trace_id.to_vec(),
         span_id: rng.span_id(),
@@ -252,6 +267,18 @@ fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool)
     }
 }
 
+/// The extra attributes of every span: `app.attr.<n>` = `attribute_len` letters.
+fn extra_attributes(shape: &Shape) -> Vec<KeyValue> {
+    (0..shape.extra_attributes)
+        .map(|n| {
+            let value: String = (0..shape.attribute_len)
+                .map(|i| char::from(b'a' + ((n + i) % 26) as u8))
+                .collect();
+            string(&format!("app.attr.{n}"), &value)
+        })
+        .collect()
+}
+
 /// A batch shaped by `shape`; the same `seed` gives the same batch.
 #[must_use]
 pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
@@ -260,6 +287,7 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
     let mut scopes: Vec<Vec<Vec<Span>>> = vec![vec![Vec::new(); SCOPES.len()]; services];
     let mut trace_id = rng.trace_id();
     let start = 1_700_000_000_000_000_000u64 + (seed % 1000) * 1_000_000_000;
+    let extra = extra_attributes(shape);
     for i in 0..shape.spans {
         if i > 0 && i % shape.spans_per_trace.max(1) == 0 {
             trace_id = rng.trace_id();
@@ -273,6 +301,7 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
             &trace_id,
             start + i as u64 * 1000,
             error,
+            &extra,
         );
         scopes[service][scope].push(s);
     }
@@ -347,6 +376,8 @@ mod tests {
         let big = Shape {
             services: 12,
             spans: 1000,
+            extra_attributes: 3,
+            attribute_len: 40,
             ..Shape::default()
         };
         let b = resource_spans(&big, 3);
@@ -355,6 +386,16 @@ mod tests {
             r.resource
                 .as_ref()
                 .is_some_and(|r| r.attributes[0].value == string("", "service-11").value)
+        }));
+        let first = &b[0].scope_spans[0].spans[0];
+        let extra: Vec<&KeyValue> = first
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.starts_with("app.attr."))
+            .collect();
+        assert_eq!(extra.len(), 3);
+        assert!(extra.iter().all(|kv| {
+            matches!(&kv.value, Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }) if v.len() == 40)
         }));
     }
 }
