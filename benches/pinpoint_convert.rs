@@ -6,6 +6,8 @@
 //! trace ids do not turn into late chunks; the mapping cache is shared, as in the
 //! gateway.
 //!
+//! The blocks are shared (`Arc`), as the exporter gets them from its batch.
+//!
 //! Run: `cargo bench --bench pinpoint_convert`
 
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use otel_pinpoint_bridge::exporter::pinpoint::assemble::{Assembler, Config};
 use otel_pinpoint_bridge::exporter::pinpoint::convert::Options;
 use otel_pinpoint_bridge::ids::{AgentId, CacheConfig, MappingCache};
+use otel_pinpoint_bridge::pipeline::{Block, SharedBlock};
 use otel_pinpoint_bridge::testdata::{self, Shape};
 use prost::Message;
 
@@ -41,8 +44,8 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (label, shape) in cases {
-        let batches: Vec<_> = (0..16)
-            .map(|seed| testdata::resource_spans(&shape, seed))
+        let batches: Vec<SharedBlock> = (0..16)
+            .map(|seed| Arc::new(Block::new(testdata::resource_spans(&shape, seed))))
             .collect();
         let next = std::cell::Cell::new(0usize);
         let setup = || {
@@ -58,9 +61,7 @@ fn bench(c: &mut Criterion) {
                 setup,
                 |(mut asm, batch)| {
                     let now = Instant::now();
-                    for rs in batch {
-                        asm.add(rs, now, None);
-                    }
+                    asm.add_block(batch, now, None);
                     asm.flush(now, true)
                         .iter()
                         .map(|o| o.message.encode_to_vec().len())

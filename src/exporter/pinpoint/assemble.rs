@@ -20,6 +20,7 @@ use super::proto::{PSpanMessage, p_span_message};
 use crate::ids::{
     AgentId, CallerSegment, MappingCache, SpanId, TraceId, TransactionId, mapping, otlp,
 };
+use crate::pipeline::{Block, SharedBlock};
 
 /// Assembly settings.
 #[derive(Debug, Clone)]
@@ -53,12 +54,37 @@ pub struct Counts {
 
 struct Pending {
     agent: Arc<AgentIdentity>,
-    span: Span,
+    span: SpanRef,
+}
+
+/// A span inside a shared block: held spans borrow the batch's blocks (one `Arc` each)
+/// instead of copying every span, its attributes and their strings.
+struct SpanRef {
+    block: SharedBlock,
+    resource: u32,
+    scope: u32,
+    index: u32,
+}
+
+impl std::ops::Deref for SpanRef {
+    type Target = Span;
+
+    fn deref(&self) -> &Span {
+        // The indices were taken from this very block, which is immutable behind its Arc.
+        &self.block.resource_spans[self.resource as usize].scope_spans[self.scope as usize].spans
+            [self.index as usize]
+    }
 }
 
 struct TraceBuf {
     first: Instant,
     spans: Vec<Pending>,
+    /// Whether a flush before the hold expires must look at this trace again: spans
+    /// arrived since the last look, or an entry waits for a caller segment that the
+    /// (shared) mapping cache may learn from elsewhere. A trace whose spans only wait
+    /// for a local parent cannot progress until new spans arrive or its hold expires,
+    /// so it is not rescanned on every export and tick.
+    rescan: bool,
 }
 
 /// A sent segment, for late spans.
@@ -79,6 +105,8 @@ pub struct Assembler {
     pending: usize,
     sent: HashMap<(TraceId, SpanId), (Arc<Sent>, i32)>,
     last_prune: Option<Instant>,
+    /// Set by `flush_trace` when an entry of the trace waits for the mapping cache.
+    waits_for_cache: bool,
     pub counts: Counts,
 }
 
@@ -107,6 +135,7 @@ impl Assembler {
             pending: 0,
             sent: HashMap::new(),
             last_prune: None,
+            waits_for_cache: false,
             counts: Counts::default(),
         }
     }
@@ -119,16 +148,58 @@ impl Assembler {
 
     /// Takes the spans of `rs` (cloned), with `identity` overriding the resource's.
     pub fn add(&mut self, rs: &ResourceSpans, now: Instant, identity: Option<Arc<AgentIdentity>>) {
-        let agent = identity.unwrap_or_else(|| Arc::new(agent::identify(rs.resource.as_ref())));
-        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+        let block = Arc::new(Block::new(vec![rs.clone()]));
+        self.add_block(&block, now, identity);
+    }
+
+    /// Takes the spans of `block` without copying them (held spans keep the block
+    /// alive), with `identity`, when given, overriding every resource's.
+    pub fn add_block(
+        &mut self,
+        block: &SharedBlock,
+        now: Instant,
+        identity: Option<Arc<AgentIdentity>>,
+    ) {
+        for (ri, rs) in block.resource_spans.iter().enumerate() {
+            let agent = identity
+                .clone()
+                .unwrap_or_else(|| Arc::new(agent::identify(rs.resource.as_ref())));
+            self.add_resource(block, ri, &agent, now);
+        }
+    }
+
+    fn add_resource(
+        &mut self,
+        block: &SharedBlock,
+        ri: usize,
+        agent: &Arc<AgentIdentity>,
+        now: Instant,
+    ) {
+        let Some(rs) = block.resource_spans.get(ri) else {
+            return;
+        };
+        let spans = rs.scope_spans.iter().enumerate().flat_map(|(si, s)| {
+            s.spans
+                .iter()
+                .enumerate()
+                .map(move |(i, span)| (si, i, span))
+        });
+        for (si, i, span) in spans {
             let Some(t) = trace_id(span) else { continue };
             let buf = self.traces.entry(t).or_insert_with(|| TraceBuf {
                 first: now,
                 spans: Vec::new(),
+                rescan: true,
             });
+            buf.rescan = true;
             buf.spans.push(Pending {
-                agent: Arc::clone(&agent),
-                span: span.clone(),
+                agent: Arc::clone(agent),
+                span: SpanRef {
+                    block: Arc::clone(block),
+                    resource: ri as u32,
+                    scope: si as u32,
+                    index: i as u32,
+                },
             });
             self.pending += 1;
         }
@@ -155,7 +226,13 @@ impl Assembler {
                 excess = excess.saturating_sub(n);
             }
         }
-        let ids: Vec<TraceId> = self.traces.keys().copied().collect();
+        let hold = self.cfg.hold;
+        let ids: Vec<TraceId> = self
+            .traces
+            .iter()
+            .filter(|(t, b)| force || b.rescan || now >= b.first + hold || early.contains(t))
+            .map(|(t, _)| *t)
+            .collect();
         for t in ids {
             let Some(buf) = self.traces.remove(&t) else {
                 continue;
@@ -164,8 +241,9 @@ impl Assembler {
             if capacity {
                 self.counts.early_by_capacity += 1;
             }
-            let expired = force || capacity || now >= buf.first + self.cfg.hold;
+            let expired = force || capacity || now >= buf.first + hold;
             let before = buf.spans.len();
+            self.waits_for_cache = false;
             let left = self.flush_trace(t, buf.spans, expired, now, &mut out);
             self.pending -= before - left.len();
             if !left.is_empty() {
@@ -174,6 +252,7 @@ impl Assembler {
                     TraceBuf {
                         first: buf.first,
                         spans: left,
+                        rescan: self.waits_for_cache,
                     },
                 );
             }
@@ -265,6 +344,7 @@ impl Assembler {
                     continue;
                 }
                 let Some(link) = self.resolve(t, span, &spans[r].agent, expired) else {
+                    self.waits_for_cache = true;
                     continue;
                 };
                 let own = span_id(&span.span_id).map_or(-2, mapping::pinpoint_span_id);

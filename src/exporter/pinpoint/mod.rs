@@ -255,8 +255,8 @@ impl Exporter for PinpointExporter {
         // A retried batch was already taken in: only its messages are resent.
         if self.last_batch != Some(batch.id()) {
             let now = Instant::now();
-            for rs in batch.resource_spans() {
-                self.assembler.add(rs, now, None);
+            for block in batch.blocks() {
+                self.assembler.add_block(block, now, None);
             }
             self.last_batch = Some(batch.id());
         }
