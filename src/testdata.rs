@@ -4,7 +4,8 @@
 //! `ResourceSpans` each, with the usual resource attributes), each with server, client
 //! (HTTP and database) and internal spans under their instrumentation scopes, semantic
 //! convention attributes, a few errors and health checks, and traces that cross
-//! services. Everything is a pure function of the [`Shape`] and a seed, so a test can
+//! services. Within a trace, a service's spans form a chain (each the child of the
+//! previous one there), so every parent a span names is in the batch. Everything is a pure function of the [`Shape`] and a seed, so a test can
 //! regenerate exactly what it sent, and trace ids are random in the W3C sense (their
 //! last 7 bytes are uniform), so sampling sees realistic ids.
 
@@ -186,6 +187,7 @@ fn span(
     start: u64,
     error: bool,
     extra: &[KeyValue],
+    parent: Option<&[u8]>,
 ) -> Span {
     let route = ROUTES[rng.below(ROUTES.len())];
     let status_code = if error {
@@ -246,14 +248,14 @@ fn span(
         ),
     };
     attributes.extend_from_slice(extra);
+    let span_id = rng.span_id();
+    // Drawn whatever the parent, so that every later number (and so every trace id)
+    // stays what it has always been.
+    let _ = (role != SpanRole::Server).then(|| rng.span_id());
     Span {
         trace_id: trace_id.to_vec(),
-        span_id: rng.span_id(),
-        parent_span_id: if role == SpanRole::Server {
-            Vec::new()
-        } else {
-            rng.span_id()
-        },
+        span_id,
+        parent_span_id: parent.map(<[u8]>::to_vec).unwrap_or_default(),
         name,
         kind,
         start_time_unix_nano: start,
@@ -288,9 +290,13 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
     let mut trace_id = rng.trace_id();
     let start = 1_700_000_000_000_000_000u64 + (seed % 1000) * 1_000_000_000;
     let extra = extra_attributes(shape);
+    // The last span of the current trace in each service: the next span of the trace
+    // in that service is its child, so every trace is a tree whose parents are present.
+    let mut last_in_service: Vec<Option<Vec<u8>>> = vec![None; services];
     for i in 0..shape.spans {
         if i > 0 && i % shape.spans_per_trace.max(1) == 0 {
             trace_id = rng.trace_id();
+            last_in_service.iter_mut().for_each(|l| *l = None);
         }
         let service = i % services;
         let scope = (i / services) % SCOPES.len();
@@ -302,7 +308,9 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
             start + i as u64 * 1000,
             error,
             &extra,
+            last_in_service[service].as_deref(),
         );
+        last_in_service[service] = Some(s.span_id.clone());
         scopes[service][scope].push(s);
     }
     scopes
@@ -358,6 +366,18 @@ mod tests {
         let traces: std::collections::HashSet<&Vec<u8>> =
             spans.iter().map(|s| &s.trace_id).collect();
         assert_eq!(traces.len(), 10);
+        let ids: std::collections::HashSet<(&Vec<u8>, &Vec<u8>)> =
+            spans.iter().map(|s| (&s.trace_id, &s.span_id)).collect();
+        assert!(
+            spans
+                .iter()
+                .filter(|s| !s.parent_span_id.is_empty())
+                .all(|s| ids.contains(&(&s.trace_id, &s.parent_span_id)))
+        );
+        assert_eq!(
+            spans.iter().filter(|s| s.parent_span_id.is_empty()).count(),
+            50
+        );
         assert!(
             spans
                 .iter()

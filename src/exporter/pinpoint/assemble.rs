@@ -209,7 +209,7 @@ impl Assembler {
     pub fn flush(&mut self, now: Instant, force: bool) -> Vec<Output> {
         let mut out = Vec::new();
         // Over capacity: the oldest traces go first, as if their hold had expired.
-        let mut early = Vec::new();
+        let mut early = std::collections::HashSet::new();
         if self.pending > self.cfg.max_pending_spans {
             let mut by_age: Vec<(Instant, TraceId, usize)> = self
                 .traces
@@ -222,7 +222,7 @@ impl Assembler {
                 if excess == 0 {
                     break;
                 }
-                early.push(t);
+                early.insert(t);
                 excess = excess.saturating_sub(n);
             }
         }
