@@ -1,4 +1,4 @@
-//! The command line: `run`, `check-config`, `translate`.
+//! The command line: `run`, `check-config`, `translate`, `loadgen`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +56,62 @@ pub enum Command {
         #[arg(long)]
         target_host: Option<String>,
     },
+    /// Send synthetic OTLP traces to a gateway (or any OTLP receiver) and report the
+    /// achieved rate, refusals, errors and export latency.
+    Loadgen(LoadgenArgs),
+}
+
+/// Options of `loadgen`.
+#[derive(Debug, clap::Args)]
+pub struct LoadgenArgs {
+    /// Target: `http://host:port` (gRPC), or the OTLP/HTTP base or `/v1/traces` URL.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    endpoint: String,
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: crate::loadgen::Protocol,
+    /// Gzip each request.
+    #[arg(long)]
+    gzip: bool,
+    /// Spans per second; omit (or 0) for unbounded.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How long to send, e.g. `30s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: std::time::Duration,
+    /// Spans per request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Spans per trace.
+    #[arg(long, default_value_t = 10)]
+    spans_per_trace: usize,
+    /// Services (one `ResourceSpans` each) per request.
+    #[arg(long, default_value_t = 5)]
+    services: usize,
+    /// Extra string attributes per span, beyond the semantic-convention ones.
+    #[arg(long, default_value_t = 0)]
+    attributes: usize,
+    /// Length of each extra attribute value, in bytes.
+    #[arg(long, default_value_t = 16)]
+    attribute_len: usize,
+    /// Fraction of spans with status ERROR.
+    #[arg(long, default_value_t = 0.05)]
+    error_ratio: f64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// First seed; request n uses seed + n.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
 }
 
 /// Exit code for input that cannot be translated (EX_DATAERR).
@@ -83,6 +139,58 @@ pub fn main(cli: Cli) -> ExitCode {
                 target_host,
             };
             translate(&headers, json, &opts)
+        }
+        Command::Loadgen(args) => loadgen(args),
+    }
+}
+
+fn loadgen(a: LoadgenArgs) -> ExitCode {
+    let opts = crate::loadgen::Options {
+        endpoint: a.endpoint,
+        protocol: a.protocol,
+        gzip: a.gzip,
+        rate: a.rate.filter(|r| *r != 0.0),
+        duration: a.duration,
+        concurrency: a.concurrency,
+        timeout: a.timeout,
+        shape: crate::testdata::Shape {
+            services: a.services,
+            spans: a.batch,
+            spans_per_trace: a.spans_per_trace,
+            error_ratio: a.error_ratio,
+            extra_attributes: a.attributes,
+            attribute_len: a.attribute_len,
+        },
+        seed: a.seed,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::loadgen::run(opts)) {
+        Ok(report) if a.json => match serde_json::to_string(&report) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot print the report: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -39,6 +39,10 @@ pub const EXPORTER_SPANS_FAILED: &str = "bridge_exporter_spans_failed_total";
 pub const EXPORTER_SPANS_DROPPED: &str = "bridge_exporter_spans_dropped_total";
 /// Time of one export call (one batch, retries excluded), per `exporter`.
 pub const EXPORTER_SEND_DURATION: &str = "bridge_exporter_send_duration_seconds";
+/// Time from a block's admission to the first call of its exporter's `export`, per
+/// `exporter`, observed once per block (retries excluded). It includes the wait for the
+/// batch to fill or time out (`batch.timeout`), not a Pinpoint hold window.
+pub const PIPELINE_LATENCY: &str = "bridge_pipeline_latency_seconds";
 /// Export attempts that will be retried, per `exporter`.
 pub const EXPORTER_RETRIES: &str = "bridge_exporter_retries_total";
 /// Spans an exporter left out of a batch because they cannot be mapped to its backend's
@@ -103,6 +107,12 @@ const DURATION_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets for [`PIPELINE_LATENCY`]: finer around the 2 ms latency target.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -116,6 +126,12 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Suffix("duration_seconds".to_owned()),
                     DURATION_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(PIPELINE_LATENCY.to_owned()),
+                        LATENCY_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -153,6 +169,10 @@ fn describe() {
     describe_counter!(EXPORTER_SPANS_FAILED, "Spans an exporter gave up on.");
     describe_counter!(EXPORTER_SPANS_DROPPED, "Spans dropped before export.");
     describe_histogram!(EXPORTER_SEND_DURATION, "Time of one export call.");
+    describe_histogram!(
+        PIPELINE_LATENCY,
+        "Time from a block's admission to its exporter's export call (batch wait included)."
+    );
     describe_counter!(EXPORTER_RETRIES, "Export attempts that will be retried.");
     describe_counter!(
         RECEIVER_PROFILES_ACCEPTED,

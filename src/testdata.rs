@@ -4,7 +4,8 @@
 //! `ResourceSpans` each, with the usual resource attributes), each with server, client
 //! (HTTP and database) and internal spans under their instrumentation scopes, semantic
 //! convention attributes, a few errors and health checks, and traces that cross
-//! services. Everything is a pure function of the [`Shape`] and a seed, so a test can
+//! services. Within a trace, a service's spans form a chain (each the child of the
+//! previous one there), so every parent a span names is in the batch. Everything is a pure function of the [`Shape`] and a seed, so a test can
 //! regenerate exactly what it sent, and trace ids are random in the W3C sense (their
 //! last 7 bytes are uniform), so sampling sees realistic ids.
 
@@ -25,16 +26,23 @@ pub struct Shape {
     pub spans_per_trace: usize,
     /// Fraction of spans with status ERROR (and an HTTP 5xx where there is one).
     pub error_ratio: f64,
+    /// Extra string attributes per span (`app.attr.<n>`), beyond the semantic
+    /// convention ones each kind of span carries.
+    pub extra_attributes: usize,
+    /// Length in bytes of each extra attribute's value.
+    pub attribute_len: usize,
 }
 
 impl Default for Shape {
-    /// 100 spans over 5 services, traces of 10 spans, 5 % errors.
+    /// 100 spans over 5 services, traces of 10 spans, 5 % errors, no extra attributes.
     fn default() -> Self {
         Self {
             services: 5,
             spans: 100,
             spans_per_trace: 10,
             error_ratio: 0.05,
+            extra_attributes: 0,
+            attribute_len: 16,
         }
     }
 }
@@ -172,14 +180,22 @@ const ROUTES: [&str; 6] = [
     "/health",
 ];
 
-fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool) -> Span {
+fn span(
+    rng: &mut Rng,
+    role: SpanRole,
+    trace_id: &[u8],
+    start: u64,
+    error: bool,
+    extra: &[KeyValue],
+    parent: Option<&[u8]>,
+) -> Span {
     let route = ROUTES[rng.below(ROUTES.len())];
     let status_code = if error {
         500 + 3 * rng.below(2) as i64
     } else {
         200
     };
-    let (name, kind, attributes) = match role {
+    let (name, kind, mut attributes) = match role {
         SpanRole::Server => (
             format!("GET {route}"),
             2,
@@ -231,14 +247,15 @@ fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool)
             ],
         ),
     };
+    attributes.extend_from_slice(extra);
+    let span_id = rng.span_id();
+    // Drawn whatever the parent, so that every later number (and so every trace id)
+    // stays what it has always been.
+    let _ = (role != SpanRole::Server).then(|| rng.span_id());
     Span {
         trace_id: trace_id.to_vec(),
-        span_id: rng.span_id(),
-        parent_span_id: if role == SpanRole::Server {
-            Vec::new()
-        } else {
-            rng.span_id()
-        },
+        span_id,
+        parent_span_id: parent.map(<[u8]>::to_vec).unwrap_or_default(),
         name,
         kind,
         start_time_unix_nano: start,
@@ -252,6 +269,18 @@ fn span(rng: &mut Rng, role: SpanRole, trace_id: &[u8], start: u64, error: bool)
     }
 }
 
+/// The extra attributes of every span: `app.attr.<n>` = `attribute_len` letters.
+fn extra_attributes(shape: &Shape) -> Vec<KeyValue> {
+    (0..shape.extra_attributes)
+        .map(|n| {
+            let value: String = (0..shape.attribute_len)
+                .map(|i| char::from(b'a' + ((n + i) % 26) as u8))
+                .collect();
+            string(&format!("app.attr.{n}"), &value)
+        })
+        .collect()
+}
+
 /// A batch shaped by `shape`; the same `seed` gives the same batch.
 #[must_use]
 pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
@@ -260,9 +289,14 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
     let mut scopes: Vec<Vec<Vec<Span>>> = vec![vec![Vec::new(); SCOPES.len()]; services];
     let mut trace_id = rng.trace_id();
     let start = 1_700_000_000_000_000_000u64 + (seed % 1000) * 1_000_000_000;
+    let extra = extra_attributes(shape);
+    // The last span of the current trace in each service: the next span of the trace
+    // in that service is its child, so every trace is a tree whose parents are present.
+    let mut last_in_service: Vec<Option<Vec<u8>>> = vec![None; services];
     for i in 0..shape.spans {
         if i > 0 && i % shape.spans_per_trace.max(1) == 0 {
             trace_id = rng.trace_id();
+            last_in_service.iter_mut().for_each(|l| *l = None);
         }
         let service = i % services;
         let scope = (i / services) % SCOPES.len();
@@ -273,7 +307,10 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
             &trace_id,
             start + i as u64 * 1000,
             error,
+            &extra,
+            last_in_service[service].as_deref(),
         );
+        last_in_service[service] = Some(s.span_id.clone());
         scopes[service][scope].push(s);
     }
     scopes
@@ -329,6 +366,18 @@ mod tests {
         let traces: std::collections::HashSet<&Vec<u8>> =
             spans.iter().map(|s| &s.trace_id).collect();
         assert_eq!(traces.len(), 10);
+        let ids: std::collections::HashSet<(&Vec<u8>, &Vec<u8>)> =
+            spans.iter().map(|s| (&s.trace_id, &s.span_id)).collect();
+        assert!(
+            spans
+                .iter()
+                .filter(|s| !s.parent_span_id.is_empty())
+                .all(|s| ids.contains(&(&s.trace_id, &s.parent_span_id)))
+        );
+        assert_eq!(
+            spans.iter().filter(|s| s.parent_span_id.is_empty()).count(),
+            50
+        );
         assert!(
             spans
                 .iter()
@@ -347,6 +396,8 @@ mod tests {
         let big = Shape {
             services: 12,
             spans: 1000,
+            extra_attributes: 3,
+            attribute_len: 40,
             ..Shape::default()
         };
         let b = resource_spans(&big, 3);
@@ -355,6 +406,16 @@ mod tests {
             r.resource
                 .as_ref()
                 .is_some_and(|r| r.attributes[0].value == string("", "service-11").value)
+        }));
+        let first = &b[0].scope_spans[0].spans[0];
+        let extra: Vec<&KeyValue> = first
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.starts_with("app.attr."))
+            .collect();
+        assert_eq!(extra.len(), 3);
+        assert!(extra.iter().all(|kv| {
+            matches!(&kv.value, Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }) if v.len() == 40)
         }));
     }
 }

@@ -111,6 +111,8 @@ pub struct Batch {
     _permits: Vec<OwnedSemaphorePermit>,
     /// When the oldest block of the batch was admitted.
     pub first_received: Instant,
+    /// When each item (block or profile request) of the batch was admitted.
+    admitted: Vec<Instant>,
 }
 
 impl Batch {
@@ -123,6 +125,7 @@ impl Batch {
             profile_count: 0,
             _permits: Vec::new(),
             first_received: first.received,
+            admitted: Vec::new(),
         };
         b.push(first);
         b
@@ -140,6 +143,13 @@ impl Batch {
             }
         }
         self._permits.push(item.permit);
+        self.admitted.push(item.received);
+    }
+
+    /// When each block (or profile request) of the batch was admitted.
+    #[must_use]
+    pub fn admitted(&self) -> &[Instant] {
+        &self.admitted
     }
 
     /// Whether `item` may join this batch: spans join spans; a profile request is a
@@ -165,6 +175,7 @@ impl Batch {
             profile_count: 0,
             _permits: Vec::new(),
             first_received: Instant::now(),
+            admitted: Vec::new(),
         }
     }
 
@@ -179,6 +190,7 @@ impl Batch {
             span_count: 0,
             _permits: Vec::new(),
             first_received: Instant::now(),
+            admitted: Vec::new(),
         }
     }
 

@@ -89,6 +89,10 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
     let started = Instant::now();
     let mut backoff = q.retry.initial;
     let duration = metrics::histogram!(m::EXPORTER_SEND_DURATION, "exporter" => name.to_owned());
+    let latency = metrics::histogram!(m::PIPELINE_LATENCY, "exporter" => name.to_owned());
+    for at in batch.admitted() {
+        latency.record(started.saturating_duration_since(*at).as_secs_f64());
+    }
     loop {
         let t = Instant::now();
         let result = exporter.export(batch).await;

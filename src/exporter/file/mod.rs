@@ -147,7 +147,7 @@ impl Exporter for FileExporter {
                 if let Some(a) = self.assembler.as_mut() {
                     let now = Instant::now();
                     for block in batch.blocks() {
-                        a.add_block(block, now);
+                        a.add_block(block, now, None);
                     }
                 }
                 self.write_ready(false).await

@@ -6,7 +6,7 @@
 //! under an UNKNOWN node. Spans that arrive after their segment was sent become a chunk.
 //! No I/O; time is passed in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use super::proto::{PSpanMessage, p_span_message};
 use crate::ids::{
     AgentId, CallerSegment, MappingCache, SpanId, TraceId, TransactionId, mapping, otlp,
 };
+use crate::pipeline::{Block, SharedBlock};
 
 /// Assembly settings.
 #[derive(Debug, Clone)]
@@ -53,12 +54,37 @@ pub struct Counts {
 
 struct Pending {
     agent: Arc<AgentIdentity>,
-    span: Span,
+    span: SpanRef,
+}
+
+/// A span inside a shared block: held spans borrow the batch's blocks (one `Arc` each)
+/// instead of copying every span, its attributes and their strings.
+struct SpanRef {
+    block: SharedBlock,
+    resource: u32,
+    scope: u32,
+    index: u32,
+}
+
+impl std::ops::Deref for SpanRef {
+    type Target = Span;
+
+    fn deref(&self) -> &Span {
+        // The indices were taken from this very block, which is immutable behind its Arc.
+        &self.block.resource_spans[self.resource as usize].scope_spans[self.scope as usize].spans
+            [self.index as usize]
+    }
 }
 
 struct TraceBuf {
     first: Instant,
     spans: Vec<Pending>,
+    /// Whether a flush before the hold expires must look at this trace again: spans
+    /// arrived since the last look, or an entry waits for a caller segment that the
+    /// (shared) mapping cache may learn from elsewhere. A trace whose spans only wait
+    /// for a local parent cannot progress until new spans arrive or its hold expires,
+    /// so it is not rescanned on every export and tick.
+    rescan: bool,
 }
 
 /// A sent segment, for late spans.
@@ -76,14 +102,11 @@ pub struct Assembler {
     cfg: Config,
     cache: Arc<MappingCache>,
     traces: HashMap<TraceId, TraceBuf>,
-    /// Traces that got spans since the last flush (only these, and expired ones, are
-    /// looked at again: a trace waiting for its caller costs nothing until then).
-    dirty: HashSet<TraceId>,
-    /// `(first arrival, trace)` in arrival order, for expiring holds oldest first.
-    order: VecDeque<(Instant, TraceId)>,
     pending: usize,
     sent: HashMap<(TraceId, SpanId), (Arc<Sent>, i32)>,
     last_prune: Option<Instant>,
+    /// Set by `flush_trace` when an entry of the trace waits for the mapping cache.
+    waits_for_cache: bool,
     pub counts: Counts,
 }
 
@@ -109,11 +132,10 @@ impl Assembler {
             cfg,
             cache,
             traces: HashMap::new(),
-            dirty: HashSet::new(),
-            order: VecDeque::new(),
             pending: 0,
             sent: HashMap::new(),
             last_prune: None,
+            waits_for_cache: false,
             counts: Counts::default(),
         }
     }
@@ -124,88 +146,118 @@ impl Assembler {
         self.pending
     }
 
-    /// Takes every span of a routed block, applying its route's Pinpoint overrides.
-    pub fn add_block(&mut self, block: &crate::pipeline::Block, now: Instant) {
+    /// Takes the spans of `rs` (cloned), with `identity` overriding the resource's.
+    pub fn add(&mut self, rs: &ResourceSpans, now: Instant, identity: Option<Arc<AgentIdentity>>) {
+        let block = Arc::new(Block::new(vec![rs.clone()]));
+        self.add_block(&block, now, identity);
+    }
+
+    /// Takes the spans of `block` without copying them (held spans keep the block
+    /// alive), with `identity`, when given, overriding every resource's.
+    pub fn add_block(
+        &mut self,
+        block: &SharedBlock,
+        now: Instant,
+        identity: Option<Arc<AgentIdentity>>,
+    ) {
         let overrides = block.overrides.as_deref();
-        for rs in &block.resource_spans {
-            let identity =
-                overrides.map(|o| Arc::new(agent::identify_with(rs.resource.as_ref(), Some(o))));
-            self.add(rs, now, identity);
+        for (ri, rs) in block.resource_spans.iter().enumerate() {
+            // A route's Pinpoint overrides (application name, service type) apply to the
+            // agent of every resource in the block it routed.
+            let agent = identity
+                .clone()
+                .unwrap_or_else(|| Arc::new(agent::identify_with(rs.resource.as_ref(), overrides)));
+            self.add_resource(block, ri, &agent, now);
         }
     }
 
-    /// Takes the spans of `rs` (cloned), with `identity` overriding the resource's.
-    pub fn add(&mut self, rs: &ResourceSpans, now: Instant, identity: Option<Arc<AgentIdentity>>) {
-        let agent = identity.unwrap_or_else(|| Arc::new(agent::identify(rs.resource.as_ref())));
-        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+    fn add_resource(
+        &mut self,
+        block: &SharedBlock,
+        ri: usize,
+        agent: &Arc<AgentIdentity>,
+        now: Instant,
+    ) {
+        let Some(rs) = block.resource_spans.get(ri) else {
+            return;
+        };
+        let spans = rs.scope_spans.iter().enumerate().flat_map(|(si, s)| {
+            s.spans
+                .iter()
+                .enumerate()
+                .map(move |(i, span)| (si, i, span))
+        });
+        for (si, i, span) in spans {
             let Some(t) = trace_id(span) else { continue };
-            let order = &mut self.order;
-            let buf = self.traces.entry(t).or_insert_with(|| {
-                order.push_back((now, t));
-                TraceBuf {
-                    first: now,
-                    spans: Vec::new(),
-                }
+            let buf = self.traces.entry(t).or_insert_with(|| TraceBuf {
+                first: now,
+                spans: Vec::new(),
+                rescan: true,
             });
-            self.dirty.insert(t);
+            buf.rescan = true;
             buf.spans.push(Pending {
-                agent: Arc::clone(&agent),
-                span: span.clone(),
+                agent: Arc::clone(agent),
+                span: SpanRef {
+                    block: Arc::clone(block),
+                    resource: ri as u32,
+                    scope: si as u32,
+                    index: i as u32,
+                },
             });
             self.pending += 1;
         }
     }
 
     /// Emits every segment that is ready; with `force` (shutdown) everything held.
-    ///
-    /// Looks only at traces that got spans since the last call, and at those whose hold
-    /// ran out (or, over `max_pending_spans`, the oldest), so a flush costs what changed,
-    /// not what is held.
     pub fn flush(&mut self, now: Instant, force: bool) -> Vec<Output> {
         let mut out = Vec::new();
-        let mut work: Vec<(TraceId, bool)> = Vec::new();
-        if force {
-            work.extend(self.traces.keys().map(|t| (*t, true)));
-            self.order.clear();
-        } else {
-            let mut excess = self.pending.saturating_sub(self.cfg.max_pending_spans);
-            while let Some(&(first, t)) = self.order.front() {
-                let expired = now >= first + self.cfg.hold;
-                if !expired && excess == 0 {
+        // Over capacity: the oldest traces go first, as if their hold had expired.
+        let mut early = std::collections::HashSet::new();
+        if self.pending > self.cfg.max_pending_spans {
+            let mut by_age: Vec<(Instant, TraceId, usize)> = self
+                .traces
+                .iter()
+                .map(|(t, b)| (b.first, *t, b.spans.len()))
+                .collect();
+            by_age.sort_by_key(|x| x.0);
+            let mut excess = self.pending - self.cfg.max_pending_spans;
+            for (_, t, n) in by_age {
+                if excess == 0 {
                     break;
                 }
-                self.order.pop_front();
-                // A stale entry: the trace was emitted (and maybe started again) since.
-                let Some(buf) = self.traces.get(&t).filter(|b| b.first == first) else {
-                    continue;
-                };
-                if !expired {
-                    self.counts.early_by_capacity += 1;
-                }
-                excess = excess.saturating_sub(buf.spans.len());
-                work.push((t, true));
+                early.insert(t);
+                excess = excess.saturating_sub(n);
             }
         }
-        let taken: HashSet<TraceId> = work.iter().map(|(t, _)| *t).collect();
-        for t in self.dirty.drain() {
-            if !taken.contains(&t) {
-                work.push((t, false));
-            }
-        }
-        for (t, expired) in work {
+        let hold = self.cfg.hold;
+        let ids: Vec<TraceId> = self
+            .traces
+            .iter()
+            .filter(|(t, b)| force || b.rescan || now >= b.first + hold || early.contains(t))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in ids {
             let Some(buf) = self.traces.remove(&t) else {
                 continue;
             };
+            let capacity = early.contains(&t);
+            if capacity {
+                self.counts.early_by_capacity += 1;
+            }
+            let expired = force || capacity || now >= buf.first + hold;
             let before = buf.spans.len();
+            self.waits_for_cache = false;
             let left = self.flush_trace(t, buf.spans, expired, now, &mut out);
             self.pending -= before - left.len();
             if !left.is_empty() {
-                // An expired trace always empties; this keeps a waiting one in place.
-                let first = if expired { now } else { buf.first };
-                if expired {
-                    self.order.push_back((first, t));
-                }
-                self.traces.insert(t, TraceBuf { first, spans: left });
+                self.traces.insert(
+                    t,
+                    TraceBuf {
+                        first: buf.first,
+                        spans: left,
+                        rescan: self.waits_for_cache,
+                    },
+                );
             }
         }
         self.prune(now);
@@ -295,6 +347,7 @@ impl Assembler {
                     continue;
                 }
                 let Some(link) = self.resolve(t, span, &spans[r].agent, expired) else {
+                    self.waits_for_cache = true;
                     continue;
                 };
                 let own = span_id(&span.span_id).map_or(-2, mapping::pinpoint_span_id);

@@ -259,7 +259,7 @@ impl Exporter for PinpointExporter {
         if self.last_batch != Some(batch.id()) {
             let now = Instant::now();
             for block in batch.blocks() {
-                self.assembler.add_block(block, now);
+                self.assembler.add_block(block, now, None);
             }
             self.last_batch = Some(batch.id());
         }

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of the gateway's own cost (issue #6).
+#
+# For three pipelines, all OTLP/gRPC in:
+#   passthrough  null exporter (receive, decode, validate, route, queue, batch)
+#   pinpoint     Pinpoint exporter -> stand-in collector with --blackhole (Node)
+#   zipkin       Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
+# it measures, on the gateway process only (never the peers or loadgen):
+#   idle      RSS 2 s after start
+#   steady    RATE spans/s (default 10000) in batches of 100 for DURATION s, default
+#             batching: CPU % of one core (utime+stime from /proc/<pid>/stat), RSS sampled
+#             each second (avg, max) and VmHWM
+#   latency   the same rate with batch.max_spans = 100 (every request is a full batch, so
+#             no batch timeout is waited): p50/p99 of bridge_pipeline_latency_seconds
+#   saturate  loadgen unbounded (32 in flight) for SAT_DURATION s: spans exported per
+#             second, and per CPU-second of the gateway (= spans/s per core)
+# The gateway runs on CPU 1 (taskset -c 1); loadgen and the peers on CPU 0.
+#
+# Usage: benches/e2e.sh            (writes the table between the e2e markers of BENCHMARKS.md)
+#        DURATION=60 SAT_DURATION=30 PIPELINES="pinpoint" OUT=/tmp/x.md benches/e2e.sh
+# Needs: cargo, python3, node (and `npm ci` in tests/peers/pinpoint-collector), taskset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-30}
+LAT_DURATION=${LAT_DURATION:-15}
+SAT_DURATION=${SAT_DURATION:-20}
+RATE=${RATE:-10000}
+PIPELINES=${PIPELINES:-"passthrough pinpoint zipkin"}
+OUT=${OUT:-BENCHMARKS.md}
+GW_CPU=${GW_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+export BENCH_GRPC_PORT=${BENCH_GRPC_PORT:-14317}
+export BENCH_HTTP_PORT=${BENCH_HTTP_PORT:-14318}
+export BENCH_ADMIN_PORT=${BENCH_ADMIN_PORT:-18888}
+B=target/release/otel-pinpoint-bridge
+HZ=$(getconf CLK_TCK)
+TMP=$(mktemp -d)
+RESULTS=$TMP/results.jsonl
+PEERS=()
+GW=""
+
+cleanup() {
+    [ -n "$GW" ] && kill "$GW" 2>/dev/null || true
+    for p in "${PEERS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+log() { echo "e2e: $*" >&2; }
+
+log "building (release)"
+cargo build --release --quiet
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- peers (CPU 0) -------------------------------------------------------------------
+wait_line() { # file -> first line, waiting up to 15 s
+    for _ in $(seq 150); do
+        if [ -s "$1" ]; then head -1 "$1"; return 0; fi
+        sleep 0.1
+    done
+    echo "e2e: no start-up line in $1" >&2
+    return 1
+}
+start_peers() {
+    if [[ " $PIPELINES " == *" pinpoint "* ]]; then
+        taskset -c "$LOAD_CPU" node tests/peers/pinpoint-collector/server.js --port 0 \
+            --control-port 0 --blackhole >"$TMP/collector.out" 2>"$TMP/collector.err" &
+        PEERS+=($!)
+        BENCH_PINPOINT_PORT=$(wait_line "$TMP/collector.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["span"])')
+        export BENCH_PINPOINT_PORT
+        log "pinpoint stand-in (blackhole) on $BENCH_PINPOINT_PORT"
+    fi
+    if [[ " $PIPELINES " == *" zipkin "* ]]; then
+        taskset -c "$LOAD_CPU" python3 benches/sink.py --port 0 >"$TMP/sink.out" &
+        PEERS+=($!)
+        BENCH_ZIPKIN_PORT=$(wait_line "$TMP/sink.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')
+        export BENCH_ZIPKIN_PORT
+        log "zipkin sink on $BENCH_ZIPKIN_PORT"
+    fi
+}
+
+# --- the gateway (CPU 1) -------------------------------------------------------------
+config_of() { case "$1" in passthrough) echo null ;; *) echo "$1" ;; esac; }
+start_gateway() { # pipeline [VAR=value ...]
+    local cfg
+    cfg=benches/e2e/$(config_of "$1").yaml
+    shift
+    env "$@" taskset -c "$GW_CPU" "$B" run -c "$cfg" 2>>"$TMP/gateway.log" &
+    GW=$!
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "gateway did not become ready; log:"; cat "$TMP/gateway.log" >&2
+    return 1
+}
+stop_gateway() {
+    kill -TERM "$GW" 2>/dev/null || true
+    wait "$GW" 2>/dev/null || true
+    GW=""
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+metric() { # name -> value summed over series of exporter "out"
+    curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" |
+        awk -v n="$1" '$1 ~ "^"n"(\\{|$)" && $1 ~ /exporter="out"/ {s += $2} END {print s + 0}'
+}
+latency_buckets() {
+    curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" | grep '^bridge_pipeline_latency_seconds_bucket{exporter="out"' || true
+}
+
+# Runs loadgen against the gateway and writes one JSON result line.
+measure() { # pipeline phase loadgen-args...
+    local pipeline=$1 phase=$2
+    shift 2
+    local samples=$TMP/rss.$pipeline.$phase
+    : >"$samples"
+    local t0 s0 w0
+    t0=$(cpu_ticks "$GW")
+    s0=$(metric bridge_exporter_spans_sent_total)
+    w0=$(date +%s.%N)
+    (while kill -0 "$GW" 2>/dev/null; do status_kib "$GW" VmRSS >>"$samples"; sleep 1; done) &
+    local sampler=$!
+    taskset -c "$LOAD_CPU" "$B" loadgen --endpoint "http://127.0.0.1:$BENCH_GRPC_PORT" --json "$@" >"$TMP/loadgen.json"
+    # Let the last batches leave (batch timeout 200 ms; Pinpoint hold window).
+    sleep 1
+    local t1 s1 w1
+    t1=$(cpu_ticks "$GW")
+    s1=$(metric bridge_exporter_spans_sent_total)
+    w1=$(date +%s.%N)
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    latency_buckets >"$TMP/buckets"
+    python3 - "$pipeline" "$phase" "$t0" "$t1" "$HZ" "$w0" "$w1" "$s0" "$s1" \
+        "$(status_kib "$GW" VmHWM)" "$samples" "$TMP/loadgen.json" "$TMP/buckets" "$*" >>"$RESULTS" <<'EOF'
+import json, re, sys
+(pipeline, phase, t0, t1, hz, w0, w1, s0, s1, hwm, samples, lg, buckets, args) = sys.argv[1:]
+cpu_s = (float(t1) - float(t0)) / float(hz)
+wall = float(w1) - float(w0)
+rss = [int(x) for x in open(samples).read().split()]
+loadgen = json.load(open(lg))
+# Percentiles of the latency histogram, linear inside a bucket.
+cum = []
+for line in open(buckets):
+    m = re.search(r'le="([^"]+)"\}\s+(\S+)', line)
+    if m:
+        cum.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+def pct(q):
+    if not cum or cum[-1][1] == 0:
+        return None
+    target, lo_le, lo_n = q * cum[-1][1], 0.0, 0.0
+    for le, n in cum:
+        if n >= target:
+            if le == float("inf"):
+                return lo_le * 1000
+            return (lo_le + (le - lo_le) * (target - lo_n) / max(n - lo_n, 1e-9)) * 1000
+        lo_le, lo_n = le, n
+    return None
+sent = float(s1) - float(s0)
+print(json.dumps({
+    "pipeline": pipeline, "phase": phase, "loadgen_args": args,
+    "wall_s": wall, "cpu_s": cpu_s, "cpu_pct": 100 * cpu_s / wall,
+    "rss_avg_mib": sum(rss) / len(rss) / 1024 if rss else None,
+    "rss_max_mib": max(rss) / 1024 if rss else None,
+    "hwm_mib": int(hwm) / 1024,
+    "sent_spans": sent, "sent_per_s": sent / wall,
+    "spans_per_cpu_s": sent / cpu_s if cpu_s > 0 else None,
+    "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99),
+    "loadgen": loadgen,
+}))
+EOF
+    log "$pipeline/$phase: $(tail -1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("cpu %.1f%%  rss avg %.1f MiB  sent %.0f/s  per core %.0f/s  p99 %s ms  refused %d  errors %d" % (r["cpu_pct"], r["rss_avg_mib"] or 0, r["sent_per_s"], r["spans_per_cpu_s"] or 0, r["latency_p99_ms"], r["loadgen"]["refused"], r["loadgen"]["errors"]))')"
+}
+
+start_peers
+for p in $PIPELINES; do
+    start_gateway "$p"
+    sleep 2
+    python3 -c 'import json,sys; print(json.dumps({"pipeline": sys.argv[1], "phase": "idle", "rss_mib": int(sys.argv[2]) / 1024, "hwm_mib": int(sys.argv[3]) / 1024}))' \
+        "$p" "$(status_kib "$GW" VmRSS)" "$(status_kib "$GW" VmHWM)" >>"$RESULTS"
+    log "$p/idle: $(status_kib "$GW" VmRSS) KiB"
+    measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16
+    stop_gateway
+
+    start_gateway "$p" BENCH_BATCH_MAX=100
+    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16
+    stop_gateway
+
+    start_gateway "$p"
+    measure "$p" saturate --batch 100 --duration "${SAT_DURATION}s" --concurrency 32
+    stop_gateway
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- the table -----------------------------------------------------------------------
+python3 - "$RESULTS" "$OUT" "$LOAD_BEFORE" "$LOAD_AFTER" "$DURATION" "$LAT_DURATION" "$SAT_DURATION" "$RATE" <<'EOF'
+import json, os, platform, subprocess, sys, time
+results, out, load_before, load_after, dur, lat_dur, sat_dur, rate = sys.argv[1:]
+rows = [json.loads(l) for l in open(results)]
+get = lambda p, ph: next((r for r in rows if r["pipeline"] == p and r["phase"] == ph), None)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+f = lambda x, d=1: "–" if x is None else f"{x:.{d}f}"
+lines = [
+    f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit `{rev}` on {os.cpu_count()} × {cpu}, "
+    f"{int(mem) // 1024} MiB RAM, {platform.system()} {platform.release()}; load average before {load_before}, after {load_after} "
+    "(shared machine: other builds may run). Gateway on CPU 1, loadgen and peers on CPU 0. "
+    f"Steady: {rate} spans/s, 100 per request, {dur} s, default batching (512 spans / 200 ms). "
+    f"Latency: same rate, `batch.max_spans: 100`, {lat_dur} s. Saturation: unbounded, 32 in flight, {sat_dur} s.",
+    "",
+    "| pipeline | idle RSS MiB | CPU % of a core @ steady | RSS avg / max MiB @ steady (VmHWM) | latency p50 / p99 ms | saturation: exported spans/s (CPU %) | spans/s per core | refused / errors (sat.) |",
+    "|---|---|---|---|---|---|---|---|",
+]
+for p in ["passthrough", "pinpoint", "zipkin"]:
+    idle, st, la, sa = get(p, "idle"), get(p, "steady"), get(p, "latency"), get(p, "saturate")
+    if not st:
+        continue
+    lines.append(
+        f"| {p} | {f(idle and idle['rss_mib'])} | {f(st['cpu_pct'], 2)} | {f(st['rss_avg_mib'])} / {f(st['rss_max_mib'])} ({f(st['hwm_mib'])}) "
+        f"| {f(la and la['latency_p50_ms'], 3)} / {f(la and la['latency_p99_ms'], 3)} "
+        f"| {f(sa and sa['sent_per_s'], 0)} ({f(sa and sa['cpu_pct'], 0)}) | {f(sa and sa['spans_per_cpu_s'], 0)} "
+        f"| {sa and sa['loadgen']['refused']} / {sa and sa['loadgen']['errors']} |")
+base = get("passthrough", "saturate")
+for p in ["pinpoint", "zipkin"]:
+    s = get(p, "saturate")
+    if base and s and s["spans_per_cpu_s"]:
+        lines.append("")
+        lines.append(f"Cost of `{p}` relative to the pass-through baseline (CPU per span): "
+                     f"{base['spans_per_cpu_s'] / s['spans_per_cpu_s']:.2f}×.")
+table = "\n".join(lines) + "\n"
+begin, end = "<!-- e2e:begin -->", "<!-- e2e:end -->"
+text = open(out).read() if os.path.exists(out) else f"# Benchmarks\n\n{begin}\n{end}\n"
+if begin not in text:
+    text += f"\n{begin}\n{end}\n"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(out, "w").write(f"{head}{begin}\n{table}{end}{tail}")
+print(table)
+EOF
+cp "$RESULTS" "${RESULTS_COPY:-/dev/null}" 2>/dev/null || true
