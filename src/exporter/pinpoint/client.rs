@@ -97,6 +97,9 @@ pub struct Client {
     metadata: MetadataClient<Channel>,
     span: SpanClient<Channel>,
     batch_supported: bool,
+    /// The collector answered a `SendSpanBatch`: no stream fallback will be needed, so
+    /// messages need not be kept for one.
+    batch_confirmed: bool,
     agents: HashMap<(String, String), AgentState>,
 }
 
@@ -187,6 +190,7 @@ impl Client {
             metadata: MetadataClient::new(agent_ch),
             span: SpanClient::new(span_ch),
             batch_supported: cfg.protocol != SpanProtocol::Stream,
+            batch_confirmed: cfg.protocol == SpanProtocol::Batch,
             cfg,
             agents: HashMap::new(),
         })
@@ -236,12 +240,19 @@ impl Client {
 
     async fn send_spans(
         &mut self,
-        messages: Vec<PSpanMessage>,
+        mut messages: Vec<PSpanMessage>,
         headers: &MetadataMap,
     ) -> Result<i64, ExportError> {
         if self.batch_supported {
-            let batch = PSpanMessageBatch {
-                span: messages.clone(),
+            // Keep a copy for the stream only while the collector's protocol is unknown.
+            let batch = if self.batch_confirmed {
+                PSpanMessageBatch {
+                    span: std::mem::take(&mut messages),
+                }
+            } else {
+                PSpanMessageBatch {
+                    span: messages.clone(),
+                }
             };
             match self
                 .span
@@ -249,6 +260,7 @@ impl Client {
                 .await
             {
                 Ok(r) => {
+                    self.batch_confirmed = true;
                     return Ok(r
                         .into_inner()
                         .partial_success
@@ -262,9 +274,19 @@ impl Client {
                         "collector has no SendSpanBatch (Pinpoint < 3.1); using the SendSpan stream"
                     );
                     self.batch_supported = false;
+                    self.batch_confirmed = false;
                 }
                 Err(s) => return Err(classify(&s)),
             }
+        }
+        if messages.is_empty() {
+            // The collector stopped serving SendSpanBatch after it had: the outbox still
+            // holds these messages, and the next attempt sends them over the stream.
+            return Err(ExportError::Retryable {
+                message: "collector no longer serves SendSpanBatch; retrying over the stream"
+                    .to_owned(),
+                after: None,
+            });
         }
         let stream = tokio_stream::iter(messages);
         self.span
