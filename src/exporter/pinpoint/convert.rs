@@ -8,6 +8,8 @@
 //! round trip, needs no per-agent id table, and two bridge instances never disagree on
 //! an id. (Registered API metadata would only save the name's bytes on the wire.)
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
@@ -217,6 +219,23 @@ fn value_text(v: Option<&AnyValue>) -> Option<String> {
     })
 }
 
+/// [`value_text`], borrowing a string value instead of copying it.
+fn value_str(v: Option<&AnyValue>) -> Option<Cow<'_, str>> {
+    match v?.value.as_ref()? {
+        Value::StringValue(s) => Some(Cow::Borrowed(s.as_str())),
+        _ => value_text(v).map(Cow::Owned),
+    }
+}
+
+/// The first `max` bytes of `s` (at a char boundary), copying only those.
+fn cut_str(s: &str, max: usize) -> String {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
 fn cut(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
@@ -246,11 +265,13 @@ fn leftovers(
                 .take(n)
                 .enumerate()
                 .map(|(i, kv)| {
-                    let v = value_text(kv.value.as_ref()).unwrap_or_default();
-                    anno_str(
-                        c::ANNO_ARGS0 - i as i32,
-                        cut(format!("{}={v}", kv.key), opts.max_value_len),
-                    )
+                    // One allocation per argument: the value is borrowed when it is text.
+                    let v = value_str(kv.value.as_ref()).unwrap_or_default();
+                    let mut arg = String::with_capacity(kv.key.len() + 1 + v.len());
+                    arg.push_str(&kv.key);
+                    arg.push('=');
+                    arg.push_str(&v);
+                    anno_str(c::ANNO_ARGS0 - i as i32, cut(arg, opts.max_value_len))
                 })
                 .collect();
             (annos, Vec::new())
@@ -271,7 +292,7 @@ fn leftovers(
 fn attr_value(v: Option<&AnyValue>, opts: &Options) -> PAttributeValue {
     use p_attribute_value::Field as F;
     let field = match v.and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => F::StringValue(cut(s.clone(), opts.max_value_len)),
+        Some(Value::StringValue(s)) => F::StringValue(cut_str(s, opts.max_value_len)),
         Some(Value::BoolValue(b)) => F::BoolValue(*b),
         Some(Value::IntValue(i)) => F::LongValue(*i),
         Some(Value::DoubleValue(d)) => F::DoubleValue(*d),

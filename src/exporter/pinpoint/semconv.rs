@@ -1,6 +1,8 @@
 //! OTel semantic conventions → Pinpoint service types, annotations and server-map
 //! fields. Reads both the current and the older attribute names. Pure.
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -56,14 +58,16 @@ pub fn anno_int(key: i32, i: i32) -> PAnnotation {
 }
 
 /// Finds the first of `keys` present; returns (key, value as text).
-fn find(attrs: &[KeyValue], keys: &[&'static str]) -> Option<(&'static str, String)> {
+/// A string value is borrowed: most are only compared, parsed or formatted, and the
+/// ones that end up in a message are copied there once.
+fn find<'a>(attrs: &'a [KeyValue], keys: &[&'static str]) -> Option<(&'static str, Cow<'a, str>)> {
     keys.iter().find_map(|k| {
         let kv = attrs.iter().find(|kv| kv.key == *k)?;
         let text = match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => s.clone(),
-            Value::IntValue(i) => i.to_string(),
-            Value::DoubleValue(d) => d.to_string(),
-            Value::BoolValue(b) => b.to_string(),
+            Value::StringValue(s) => Cow::Borrowed(s.as_str()),
+            Value::IntValue(i) => Cow::Owned(i.to_string()),
+            Value::DoubleValue(d) => Cow::Owned(d.to_string()),
+            Value::BoolValue(b) => Cow::Owned(b.to_string()),
             _ => return None,
         };
         Some((*k, text))
@@ -75,8 +79,8 @@ struct Reader<'a> {
     consumed: Vec<&'static str>,
 }
 
-impl Reader<'_> {
-    fn get(&mut self, keys: &[&'static str]) -> Option<String> {
+impl<'a> Reader<'a> {
+    fn get(&mut self, keys: &[&'static str]) -> Option<Cow<'a, str>> {
         let (k, v) = find(self.attrs, keys)?;
         self.consumed.push(k);
         Some(v)
@@ -97,7 +101,7 @@ impl Reader<'_> {
         ]);
         match (host, port) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h,
+            (Some(h), None) => h.into_owned(),
             _ => String::new(),
         }
     }
@@ -169,9 +173,9 @@ pub fn map_event(span: &Span, language: &str) -> Mapped {
         let db_name = r.get(DB_NAME);
         m.destination_id = match (is_redis, db_name) {
             (true, _) => "REDIS".to_owned(),
-            (false, Some(n)) => n,
+            (false, Some(n)) => n.into_owned(),
             (false, None) if !m.end_point.is_empty() => m.end_point.clone(),
-            (false, None) => system.clone(),
+            (false, None) => system.into_owned(),
         };
         if let Some(sql) = r.get(DB_STATEMENT) {
             let key = if is_redis { c::ANNO_ARGS0 } else { c::ANNO_SQL };
@@ -187,7 +191,7 @@ pub fn map_event(span: &Span, language: &str) -> Mapped {
         m.destination_id = if dest.is_empty() {
             broker.clone()
         } else {
-            dest.clone()
+            dest.to_string()
         };
         m.remote_call = outgoing;
         if system == "kafka" {
@@ -300,8 +304,8 @@ pub fn map_entry(span: &Span, app_type: i32, http_method_annotation: bool) -> En
         let method = r.get(HTTP_METHOD);
         let path = r
             .get(URL_PATH)
-            .or_else(|| r.get(URL_FULL).map(|u| path_of(&u)));
-        e.rpc = path.unwrap_or_else(|| span.name.clone());
+            .or_else(|| r.get(URL_FULL).map(|u| Cow::Owned(path_of(&u))));
+        e.rpc = path.map_or_else(|| span.name.clone(), Cow::into_owned);
         if let Some(m) = method.filter(|_| http_method_annotation) {
             e.annotations.push(anno_str(c::ANNO_HTTP_METHOD, m));
         }
@@ -318,6 +322,7 @@ pub fn map_entry(span: &Span, app_type: i32, http_method_annotation: bool) -> En
             "net.sock.peer.addr",
             "net.peer.ip",
         ])
+        .map(Cow::into_owned)
         .unwrap_or_default();
     e.consumed = r.consumed;
     e
