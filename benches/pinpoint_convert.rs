@@ -28,6 +28,7 @@ fn bench(c: &mut Criterion) {
         hold: Duration::from_millis(500),
         max_pending_spans: 100_000,
         late_window: Duration::from_secs(30),
+        max_late_spans: 100_000,
         marker: AgentId::new("otel").unwrap_or_else(|e| panic!("{e}")),
         convert: Options::default(),
     };

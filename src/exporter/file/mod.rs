@@ -83,7 +83,8 @@ impl FileExporter {
             let config = assemble::Config {
                 hold: Duration::from_secs(3),
                 max_pending_spans: 100_000,
-                late_window: Duration::from_secs(300),
+                late_window: Duration::from_secs(30),
+                max_late_spans: 100_000,
                 marker,
                 convert: super::pinpoint::convert::Options::default(),
             };

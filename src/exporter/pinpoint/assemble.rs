@@ -6,7 +6,7 @@
 //! under an UNKNOWN node. Spans that arrive after their segment was sent become a chunk.
 //! No I/O; time is passed in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ pub struct Config {
     pub max_pending_spans: usize,
     /// How long a sent segment accepts late spans as chunks.
     pub late_window: Duration,
+    /// Sent spans remembered for late children at most (oldest forgotten first).
+    pub max_late_spans: usize,
     pub marker: AgentId,
     pub convert: Options,
 }
@@ -104,7 +106,8 @@ pub struct Assembler {
     traces: HashMap<TraceId, TraceBuf>,
     pending: usize,
     sent: HashMap<(TraceId, SpanId), (Arc<Sent>, i32)>,
-    last_prune: Option<Instant>,
+    /// `sent`'s keys in the order they were sent, for expiry and the size cap.
+    sent_order: VecDeque<(Instant, (TraceId, SpanId))>,
     /// Set by `flush_trace` when an entry of the trace waits for the mapping cache.
     waits_for_cache: bool,
     pub counts: Counts,
@@ -134,10 +137,16 @@ impl Assembler {
             traces: HashMap::new(),
             pending: 0,
             sent: HashMap::new(),
-            last_prune: None,
+            sent_order: VecDeque::new(),
             waits_for_cache: false,
             counts: Counts::default(),
         }
+    }
+
+    /// Sent spans remembered for late children.
+    #[must_use]
+    pub fn remembered(&self) -> usize {
+        self.sent.len()
     }
 
     /// Spans held now.
@@ -264,16 +273,19 @@ impl Assembler {
         out
     }
 
+    /// Forgets sent spans past the late window or over the cap, oldest first: O(forgotten).
     fn prune(&mut self, now: Instant) {
-        if self
-            .last_prune
-            .is_some_and(|p| now < p + Duration::from_secs(1))
-        {
-            return;
-        }
-        self.last_prune = Some(now);
         let window = self.cfg.late_window;
-        self.sent.retain(|_, (s, _)| now < s.at + window);
+        while let Some(&(at, key)) = self.sent_order.front() {
+            if now < at + window && self.sent_order.len() <= self.cfg.max_late_spans {
+                break;
+            }
+            self.sent_order.pop_front();
+            // A key sent again later keeps its newer entry.
+            if self.sent.get(&key).is_some_and(|(s, _)| s.at <= at) {
+                self.sent.remove(&key);
+            }
+        }
     }
 
     fn txid(&self, t: TraceId, spans: &[Pending]) -> TransactionId {
@@ -474,6 +486,7 @@ impl Assembler {
             used[i] = true;
             if let Some(id) = span_id(&spans[i].span.span_id) {
                 self.sent.insert((t, id), (Arc::clone(&sent), d));
+                self.sent_order.push_back((now, (t, id)));
             }
         }
         self.counts.spans += 1;
@@ -542,6 +555,7 @@ impl Assembler {
             used[i] = true;
             if let Some(id) = span_id(&spans[i].span.span_id) {
                 self.sent.insert((t, id), (Arc::clone(sent), d));
+                self.sent_order.push_back((now, (t, id)));
             }
         }
         let _ = now;

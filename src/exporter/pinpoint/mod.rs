@@ -58,9 +58,13 @@ pub struct PinpointConfig {
     /// Spans held for parent resolution at most. Default 100000.
     #[serde(default = "d_max_pending")]
     pub max_pending_spans: usize,
-    /// How long a sent segment takes late spans as chunks. Default 5m.
+    /// How long a sent segment takes late spans as chunks. Default 30s.
     #[serde(default = "d_late", deserialize_with = "de_duration")]
     pub late_window: Duration,
+    /// Sent spans remembered for late children at most; the oldest are forgotten first
+    /// (a later child of a forgotten span starts its own segment). Default 100000.
+    #[serde(default = "d_max_late")]
+    pub max_late_spans: usize,
     /// `args` (default, every version), `attributes` (3.1+) or `none`.
     #[serde(default)]
     pub attributes: AttributeMode,
@@ -103,7 +107,10 @@ fn d_max_pending() -> usize {
     100_000
 }
 fn d_late() -> Duration {
-    Duration::from_secs(300)
+    Duration::from_secs(30)
+}
+fn d_max_late() -> usize {
+    100_000
 }
 fn d_max_attrs() -> usize {
     10
@@ -176,6 +183,7 @@ impl PinpointExporter {
                 hold: cfg.hold,
                 max_pending_spans: cfg.max_pending_spans,
                 late_window: cfg.late_window,
+                max_late_spans: cfg.max_late_spans,
                 marker,
                 convert: convert::Options {
                     attributes: cfg.attributes,

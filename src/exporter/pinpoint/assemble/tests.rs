@@ -11,6 +11,7 @@ fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
             hold: Duration::from_millis(hold_ms),
             max_pending_spans: max_pending,
             late_window: Duration::from_secs(60),
+            max_late_spans: 1000,
             marker: AgentId::new("otel").expect("marker"),
             convert: Options::default(),
         },
@@ -194,4 +195,45 @@ fn capacity_forces_the_oldest_traces_out() {
     assert_eq!(a.pending(), 2);
     assert_eq!(a.counts.early_by_capacity, 1);
     assert_eq!(a.flush(now, true).len(), 2, "shutdown emits the rest");
+}
+
+#[test]
+fn sent_spans_are_forgotten_by_age_and_by_cap() {
+    let mut a = assembler(1000, 100);
+    let t0 = Instant::now();
+    // 3 roots with 2 children each: 9 spans remembered for late children.
+    for i in 0..3u8 {
+        let mut spans = vec![
+            span(10 * i + 1, None, SpanKind::Server, 0, 10),
+            span(10 * i + 2, Some(10 * i + 1), SpanKind::Internal, 1, 2),
+            span(10 * i + 3, Some(10 * i + 1), SpanKind::Internal, 3, 4),
+        ];
+        for s in &mut spans {
+            s.trace_id = vec![i + 1; 16];
+        }
+        a.add(&rs("svc", spans), t0, None);
+    }
+    assert_eq!(a.flush(t0, false).len(), 3);
+    assert_eq!(a.remembered(), 9);
+    // Past the late window (60 s in these tests) everything is forgotten.
+    a.flush(t0 + Duration::from_secs(61), false);
+    assert_eq!(a.remembered(), 0);
+
+    let mut capped = Assembler::new(
+        Config {
+            max_late_spans: 4,
+            ..a.cfg.clone()
+        },
+        Arc::new(MappingCache::new(&CacheConfig::default()).expect("cache")),
+    );
+    let spans: Vec<Span> = (1..=8u8)
+        .map(|i| {
+            let mut s = span(i, None, SpanKind::Server, 0, 1);
+            s.trace_id = vec![i; 16];
+            s
+        })
+        .collect();
+    capped.add(&rs("svc", spans), t0, None);
+    capped.flush(t0, false);
+    assert_eq!(capped.remembered(), 4, "the cap holds");
 }
