@@ -8,12 +8,12 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use otel_pinpoint_bridge::testdata::{self, Shape};
+use otel_pinpoint_bridge::testdata;
 use prost::Message;
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("otlp");
-    for (label, shape) in cases() {
+    for (label, shape) in testdata::bench_shapes() {
         let wire: Vec<Vec<u8>> = (0..16)
             .map(|seed| testdata::request(&shape, seed).encode_to_vec())
             .collect();
@@ -31,21 +31,6 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// The batch shapes every per-span bench uses.
-fn cases() -> [(&'static str, Shape); 2] {
-    [
-        ("100_spans_5_services", Shape::default()),
-        (
-            "1000_spans_12_services",
-            Shape {
-                services: 12,
-                spans: 1000,
-                ..Shape::default()
-            },
-        ),
-    ]
 }
 
 criterion_group!(benches, bench);

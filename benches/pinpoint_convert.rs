@@ -18,7 +18,7 @@ use otel_pinpoint_bridge::exporter::pinpoint::assemble::{Assembler, Config};
 use otel_pinpoint_bridge::exporter::pinpoint::convert::Options;
 use otel_pinpoint_bridge::ids::{AgentId, CacheConfig, MappingCache};
 use otel_pinpoint_bridge::pipeline::{Block, SharedBlock};
-use otel_pinpoint_bridge::testdata::{self, Shape};
+use otel_pinpoint_bridge::testdata;
 use prost::Message;
 
 fn bench(c: &mut Criterion) {
@@ -33,18 +33,7 @@ fn bench(c: &mut Criterion) {
         convert: Options::default(),
     };
     let mut group = c.benchmark_group("pinpoint");
-    let cases = [
-        ("100_spans_5_services", Shape::default()),
-        (
-            "1000_spans_12_services",
-            Shape {
-                services: 12,
-                spans: 1000,
-                ..Shape::default()
-            },
-        ),
-    ];
-    for (label, shape) in cases {
+    for (label, shape) in testdata::bench_shapes() {
         let batches: Vec<SharedBlock> = (0..16)
             .map(|seed| Arc::new(Block::new(testdata::resource_spans(&shape, seed))))
             .collect();

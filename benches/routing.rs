@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use otel_pinpoint_bridge::config;
 use otel_pinpoint_bridge::pipeline::Block;
 use otel_pinpoint_bridge::pipeline::router::Router;
-use otel_pinpoint_bridge::testdata::{self, Shape};
+use otel_pinpoint_bridge::testdata;
 
 const TWENTY_RULES: &str = r#"
 receivers:
@@ -94,18 +94,7 @@ fn bench(c: &mut Criterion) {
     let rules = Router::new(&cfg.routing, &cfg.exporters);
     let shared = Router::all(3);
     let mut group = c.benchmark_group("routing");
-    let cases = [
-        ("100_spans_5_services", Shape::default()),
-        (
-            "1000_spans_12_services",
-            Shape {
-                services: 12,
-                spans: 1000,
-                ..Shape::default()
-            },
-        ),
-    ];
-    for (label, shape) in cases {
+    for (label, shape) in testdata::bench_shapes() {
         // Several batches, so that the mix includes the traces the samples keep.
         let blocks: Vec<Block> = (0..16)
             .map(|seed| Block::new(testdata::resource_spans(&shape, seed)))

@@ -6,22 +6,11 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use otel_pinpoint_bridge::exporter::zipkin::convert;
-use otel_pinpoint_bridge::testdata::{self, Shape};
+use otel_pinpoint_bridge::testdata;
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("zipkin");
-    let cases = [
-        ("100_spans_5_services", Shape::default()),
-        (
-            "1000_spans_12_services",
-            Shape {
-                services: 12,
-                spans: 1000,
-                ..Shape::default()
-            },
-        ),
-    ];
-    for (label, shape) in cases {
+    for (label, shape) in testdata::bench_shapes() {
         let batches: Vec<_> = (0..16)
             .map(|seed| testdata::resource_spans(&shape, seed))
             .collect();

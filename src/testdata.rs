@@ -281,6 +281,23 @@ fn extra_attributes(shape: &Shape) -> Vec<KeyValue> {
         .collect()
 }
 
+/// The two batch shapes every hot-path benchmark measures: the OTel Collector
+/// testbed's 100 spans (5 services), and a large 1000-span batch (12 services).
+#[must_use]
+pub fn bench_shapes() -> [(&'static str, Shape); 2] {
+    [
+        ("100_spans_5_services", Shape::default()),
+        (
+            "1000_spans_12_services",
+            Shape {
+                services: 12,
+                spans: 1000,
+                ..Shape::default()
+            },
+        ),
+    ]
+}
+
 /// A batch shaped by `shape`; the same `seed` gives the same batch.
 #[must_use]
 pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
