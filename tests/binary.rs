@@ -172,6 +172,12 @@ async fn sigterm_drains_the_queues() {
 /// (4317, 4318, 8888), so it fails clearly if another gateway already runs here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_default_runs_and_prints_spans() {
+    // Several checkouts on one machine may run their suites at once: take turns on the
+    // fixed ports (released when the file closes, also if the test panics).
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("otel-pinpoint-bridge-default-ports.lock"))
+            .expect("lock file");
+    lock.lock().expect("lock");
     let mut child = Command::new(BIN)
         .arg("run")
         .stdout(Stdio::piped())
