@@ -91,14 +91,29 @@ pub struct Listener {
 pub struct AdminConfig {
     /// Default `127.0.0.1:8888`.
     pub endpoint: String,
+    /// Base URLs of the UIs the status page's id lookup links to.
+    pub links: LinksConfig,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:8888".to_owned(),
+            links: LinksConfig::default(),
         }
     }
+}
+
+/// `admin.links:`: where the lookup box's links point; absent = no link.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Pinpoint web's root, e.g. `http://pinpoint-web:8080`.
+    pub pinpoint: Option<String>,
+    /// Zipkin UI's root, e.g. `http://zipkin:9411/zipkin`.
+    pub zipkin: Option<String>,
+    /// Jaeger UI's root, e.g. `http://jaeger:16686`.
+    pub jaeger: Option<String>,
 }
 
 /// `log:`.
@@ -317,6 +332,20 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
+        for (key, url) in [
+            ("pinpoint", &a.links.pinpoint),
+            ("zipkin", &a.links.zipkin),
+            ("jaeger", &a.links.jaeger),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                errors.push(err(
+                    &format!("admin.links.{key}"),
+                    format!("`{u}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
     }
     if let Some(l) = &log
         && let Err(e) = checks::log_level(&l.level)
