@@ -31,7 +31,7 @@ pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConf
 use lenient::section;
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
-use units::de_bytes;
+pub use units::de_bytes;
 pub use units::{de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
