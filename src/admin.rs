@@ -45,18 +45,22 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the admin endpoint on `listener` until `shutdown` completes.
+/// Paths admin serves without credentials when `admin.auth` is set: the probes, which
+/// say nothing but "up" and "ready".
+pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// Serves the admin endpoint on `listener` with `options` (limits, TLS, auth) until
+/// `shutdown` completes.
 ///
 /// # Errors
-/// An I/O error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listener::serve(listener, options, router(state), shutdown).await
 }
 
 async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
@@ -86,7 +90,7 @@ async fn translate(State(s): State<Arc<AdminState>>, body: axum::body::Bytes) ->
         .and_then(|req| {
             let translator = Translator::new(&TranslateOptions::default())
                 .map_err(|e| e.to_string())?
-                .with_cache(Arc::clone(&s.ids));
+                .with_cache_read_only(Arc::clone(&s.ids));
             let pairs = req.pairs();
             let mut out = HeaderBuf::new();
             let outcome = translator

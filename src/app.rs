@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::ids::MappingCache;
+use crate::listener::{Limits, Options};
 use crate::pipeline::router::Router;
 use crate::pipeline::{ExporterStats, Pipeline};
 use crate::receiver::{Intake, otlp_grpc, otlp_http};
@@ -90,10 +91,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(g) = &otlp.grpc {
         let listener = bind(&g.endpoint, "receivers.otlp.grpc").await?;
         let addr = listener.local_addr()?;
+        let options = Options::new("otlp_grpc", Limits::RECEIVER, g.protection(), &[])
+            .context("receivers.otlp.grpc")?;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
-            if let Err(e) = otlp_grpc::serve(listener, intake, limit, stop).await {
+            if let Err(e) = otlp_grpc::serve(listener, options, intake, limit, stop).await {
                 tracing::error!(error = %e, "OTLP/gRPC receiver failed");
             }
         }));
@@ -105,10 +108,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(h) = &otlp.http {
         let listener = bind(&h.endpoint, "receivers.otlp.http").await?;
         let addr = listener.local_addr()?;
+        let options = Options::new("otlp_http", Limits::RECEIVER, h.protection(), &[])
+            .context("receivers.otlp.http")?;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
-            if let Err(e) = otlp_http::serve(listener, intake, limit, stop).await {
+            if let Err(e) = otlp_http::serve(listener, options, intake, limit, stop).await {
                 tracing::error!(error = %e, "OTLP/HTTP receiver failed");
             }
         }));
@@ -118,6 +123,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let ready = Arc::new(AtomicBool::new(false));
+    let admin_options = Options::new(
+        "admin",
+        Limits::ADMIN,
+        config.admin.protection(),
+        admin::OPEN_PATHS,
+    )
+    .context("admin")?;
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
     let state = Arc::new(AdminState {
@@ -131,7 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop_admin, stop_admin_rx) = watch::channel(false);
     let stop = signal(&stop_admin_rx);
     let admin = tokio::spawn(async move {
-        if let Err(e) = admin::serve(listener, state, stop).await {
+        if let Err(e) = admin::serve(listener, admin_options, state, stop).await {
             tracing::error!(error = %e, "admin endpoint failed");
         }
     });

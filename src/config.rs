@@ -32,6 +32,7 @@ use units::de_bytes;
 pub use units::{de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
+use crate::listener::{AuthConfig, LimitsConfig, Protection, TlsConfig};
 use crate::pipeline::router::{DEFAULT_ROUTE, RouteOverrides};
 use crate::pipeline::rules::Match;
 
@@ -75,11 +76,33 @@ pub struct OtlpReceiverConfig {
     pub max_request_bytes: usize,
 }
 
-/// A listening address, `host:port` (port 0 picks a free port).
+/// A listening address, `host:port` (port 0 picks a free port), and how it protects
+/// itself (see [`crate::listener`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub endpoint: String,
+    /// Connection limit and timeouts; unset keys take the receiver defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials; absent: none asked.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl Listener {
+    /// This listener's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+        }
+    }
 }
 
 /// `admin:`: health, readiness, metrics and the status page.
@@ -88,12 +111,33 @@ pub struct Listener {
 pub struct AdminConfig {
     /// Default `127.0.0.1:8888`.
     pub endpoint: String,
+    /// Connection limit and timeouts; unset keys take the admin defaults.
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials for everything but `/healthz` and `/readyz`.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:8888".to_owned(),
+            limits: LimitsConfig::default(),
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The admin endpoint's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
         }
     }
 }
@@ -288,6 +332,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
+        check_protection(a.protection(), "admin", &mut errors);
     }
     if let Some(l) = &log
         && let Err(e) = tracing_subscriber::EnvFilter::try_new(&l.level)
@@ -384,9 +429,11 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
     }
     if let Some(g) = &o.grpc {
         check_endpoint(&g.endpoint, "receivers.otlp.grpc.endpoint", errors);
+        check_protection(g.protection(), "receivers.otlp.grpc", errors);
     }
     if let Some(h) = &o.http {
         check_endpoint(&h.endpoint, "receivers.otlp.http.endpoint", errors);
+        check_protection(h.protection(), "receivers.otlp.http", errors);
     }
     if let (Some(g), Some(h)) = (&o.grpc, &o.http)
         && g.endpoint == h.endpoint
@@ -402,6 +449,12 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
             "receivers.otlp.max_request_bytes",
             "must be between 1KiB and 1GiB",
         ));
+    }
+}
+
+fn check_protection(p: Protection<'_>, path: &str, errors: &mut Vec<ConfigError>) {
+    for (key, message) in crate::listener::config::validate(p.limits, p.auth) {
+        errors.push(err(&join(path, key), message));
     }
 }
 
