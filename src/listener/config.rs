@@ -21,7 +21,8 @@ pub struct LimitsConfig {
     #[serde(default)]
     pub max_concurrent_streams: Option<u32>,
     /// Time from accepting a connection to its first complete request head (TLS
-    /// handshake included); for HTTP/1.1 also the time to read each later request head.
+    /// handshake included). Later heads on a kept-alive connection fall under
+    /// `idle_timeout`.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub header_read_timeout: Option<Duration>,
     /// Time to receive a whole request body, counted from its head.

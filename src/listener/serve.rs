@@ -85,10 +85,13 @@ where
 {
     let limits = options.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own HTTP/1.1 header timer would also run while a kept-alive connection
+    // waits for its next request, cutting `idle_timeout` short; the watchdog in `drive`
+    // does both jobs instead.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
