@@ -88,11 +88,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut receivers = Vec::new();
     let mut bound = Vec::new();
     let mut grpc_addr = None;
+    let mut connections = 0;
     if let Some(g) = &otlp.grpc {
         let listener = bind(&g.endpoint, "receivers.otlp.grpc").await?;
         let addr = listener.local_addr()?;
         let options = Options::new("otlp_grpc", Limits::RECEIVER, g.protection(), &[])
             .context("receivers.otlp.grpc")?;
+        let (scheme, auth) = (options.scheme(), options.auth.is_some());
+        connections += options.limits.max_connections;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
@@ -100,7 +103,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 tracing::error!(error = %e, "OTLP/gRPC receiver failed");
             }
         }));
-        tracing::info!(receiver = "otlp_grpc", %addr, "listening");
+        tracing::info!(receiver = "otlp_grpc", %addr, scheme, auth, "listening");
         bound.push(("otlp_grpc", addr));
         grpc_addr = Some(addr);
     }
@@ -110,6 +113,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let addr = listener.local_addr()?;
         let options = Options::new("otlp_http", Limits::RECEIVER, h.protection(), &[])
             .context("receivers.otlp.http")?;
+        let (scheme, auth) = (options.scheme(), options.auth.is_some());
+        connections += options.limits.max_connections;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
@@ -117,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 tracing::error!(error = %e, "OTLP/HTTP receiver failed");
             }
         }));
-        tracing::info!(receiver = "otlp_http", %addr, "listening");
+        tracing::info!(receiver = "otlp_http", %addr, scheme, auth, "listening");
         bound.push(("otlp_http", addr));
         http_addr = Some(addr);
     }
@@ -130,6 +135,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin::OPEN_PATHS,
     )
     .context("admin")?;
+    let (scheme, auth) = (admin_options.scheme(), admin_options.auth.is_some());
+    crate::listener::check_open_files(connections + admin_options.limits.max_connections);
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
     let state = Arc::new(AdminState {
@@ -147,7 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             tracing::error!(error = %e, "admin endpoint failed");
         }
     });
-    tracing::info!(%admin_addr, "admin endpoint listening");
+    tracing::info!(%admin_addr, scheme, auth, "admin endpoint listening");
     ready.store(true, Ordering::Release);
     tracing::info!(exporters = pipeline.exporter_count(), "gateway ready");
     Ok(Running {

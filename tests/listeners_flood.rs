@@ -12,17 +12,6 @@ mod common;
 
 use std::time::Duration;
 
-fn soft_open_file_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.split_whitespace().nth(3)?;
-    if soft == "unlimited" {
-        Some(u64::MAX)
-    } else {
-        soft.parse().ok()
-    }
-}
-
 async fn metrics(admin: std::net::SocketAddr) -> String {
     let client = reqwest::Client::new();
     client
@@ -44,7 +33,7 @@ fn counter(text: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_exports_or_healthz() {
-    let soft = soft_open_file_limit().unwrap_or(0);
+    let soft = otel_pinpoint_bridge::listener::open_file_limit().unwrap_or(0);
     assert!(
         soft >= 8192,
         "this test needs `ulimit -n` >= 8192 in the test process (it is {soft}): the gateway \

@@ -104,3 +104,32 @@ impl Options {
         if self.tls.is_some() { "https" } else { "http" }
     }
 }
+
+/// The soft limit on open files of this process (Linux `/proc/self/limits`), if known.
+#[must_use]
+pub fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    match line.split_whitespace().nth(3)? {
+        "unlimited" => Some(u64::MAX),
+        soft => soft.parse().ok(),
+    }
+}
+
+/// Warns when the listeners' `max_connections` add up to more than the open-file limit
+/// leaves room for: past it, accepting fails on every listener (admin included) before
+/// any connection limit is reached.
+pub fn check_open_files(connections: usize) {
+    /// Descriptors for everything that is not an accepted connection.
+    const HEADROOM: u64 = 256;
+    if let Some(limit) = open_file_limit()
+        && (connections as u64).saturating_add(HEADROOM) > limit
+    {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = connections,
+            "the listeners' max_connections add up to more than the open-file limit allows \
+             (ulimit -n); raise the limit or lower limits.max_connections"
+        );
+    }
+}
