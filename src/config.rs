@@ -456,6 +456,14 @@ fn check_protection(p: Protection<'_>, path: &str, errors: &mut Vec<ConfigError>
     for (key, message) in crate::listener::config::validate(p.limits, p.auth) {
         errors.push(err(&join(path, key), message));
     }
+    for (key, file) in crate::listener::config::files(p.tls, p.auth) {
+        if !file.is_file() {
+            errors.push(err(
+                &join(path, key),
+                format!("`{}` is not a readable file", file.display()),
+            ));
+        }
+    }
 }
 
 fn check_endpoint(endpoint: &str, path: &str, errors: &mut Vec<ConfigError>) {

@@ -208,6 +208,11 @@ fn listener_settings_are_validated_with_their_paths() {
         )),
         "{text:#?}"
     );
+    assert!(
+        text.iter().any(|t| t
+            == "receivers.otlp.http.auth.bearer.token_file: `/x` is not a readable file"),
+        "{text:#?}"
+    );
     // A TLS section without its key file is a serde error, reported at the section.
     let yaml = "receivers:\n  otlp:\n    http: { endpoint: 127.0.0.1:0, tls: { cert_file: /c } }\n\
         exporters:\n  n: { type: null }\n";

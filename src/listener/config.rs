@@ -191,3 +191,29 @@ pub fn validate(
     }
     out
 }
+
+/// The files one listener's `tls` and `auth` name, with their paths below the listener,
+/// so that `check-config` can say which is missing before start-up tries to read it.
+#[must_use]
+pub fn files<'a>(
+    tls: Option<&'a TlsConfig>,
+    auth: Option<&'a AuthConfig>,
+) -> Vec<(&'static str, &'a std::path::Path)> {
+    let mut out = Vec::new();
+    if let Some(t) = tls {
+        out.push(("tls.cert_file", t.cert_file.as_path()));
+        out.push(("tls.key_file", t.key_file.as_path()));
+        if let Some(ca) = &t.client_ca_file {
+            out.push(("tls.client_ca_file", ca.as_path()));
+        }
+    }
+    if let Some(a) = auth {
+        if let Some(f) = a.bearer.as_ref().and_then(|b| b.token_file.as_deref()) {
+            out.push(("auth.bearer.token_file", f));
+        }
+        if let Some(f) = a.basic.as_ref().and_then(|b| b.password_file.as_deref()) {
+            out.push(("auth.basic.password_file", f));
+        }
+    }
+    out
+}
