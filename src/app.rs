@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState, ExporterInfo};
 use crate::config::{Config, ExporterKind, OnFull};
 use crate::ids::MappingCache;
+use crate::listener::{Limits, Options};
 use crate::pipeline::router::Router;
 use crate::pipeline::{ExporterStats, Pipeline};
 use crate::receiver::{Intake, otlp_grpc, otlp_http};
@@ -87,17 +88,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut receivers = Vec::new();
     let mut bound = Vec::new();
     let mut grpc_addr = None;
+    let mut connections = 0;
     if let Some(g) = &otlp.grpc {
         let listener = bind(&g.endpoint, "receivers.otlp.grpc").await?;
         let addr = listener.local_addr()?;
+        let options = Options::new("otlp_grpc", Limits::RECEIVER, g.protection(), &[])
+            .context("receivers.otlp.grpc")?;
+        let (scheme, auth) = (options.scheme(), options.auth.is_some());
+        connections += options.limits.max_connections;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
-            if let Err(e) = otlp_grpc::serve(listener, intake, limit, stop).await {
+            if let Err(e) = otlp_grpc::serve(listener, options, intake, limit, stop).await {
                 tracing::error!(error = %e, "OTLP/gRPC receiver failed");
             }
         }));
-        tracing::info!(receiver = "otlp_grpc", %addr, "listening");
+        tracing::info!(receiver = "otlp_grpc", %addr, scheme, auth, "listening");
         bound.push(("otlp_grpc", addr));
         grpc_addr = Some(addr);
     }
@@ -105,19 +111,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(h) = &otlp.http {
         let listener = bind(&h.endpoint, "receivers.otlp.http").await?;
         let addr = listener.local_addr()?;
+        let options = Options::new("otlp_http", Limits::RECEIVER, h.protection(), &[])
+            .context("receivers.otlp.http")?;
+        let (scheme, auth) = (options.scheme(), options.auth.is_some());
+        connections += options.limits.max_connections;
         let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
-            if let Err(e) = otlp_http::serve(listener, intake, limit, stop).await {
+            if let Err(e) = otlp_http::serve(listener, options, intake, limit, stop).await {
                 tracing::error!(error = %e, "OTLP/HTTP receiver failed");
             }
         }));
-        tracing::info!(receiver = "otlp_http", %addr, "listening");
+        tracing::info!(receiver = "otlp_http", %addr, scheme, auth, "listening");
         bound.push(("otlp_http", addr));
         http_addr = Some(addr);
     }
 
     let ready = Arc::new(AtomicBool::new(false));
+    let admin_options = Options::new(
+        "admin",
+        Limits::ADMIN,
+        config.admin.protection(),
+        admin::OPEN_PATHS,
+    )
+    .context("admin")?;
+    let (scheme, auth) = (admin_options.scheme(), admin_options.auth.is_some());
+    crate::listener::check_open_files(connections + admin_options.limits.max_connections);
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
     selfmetrics::register_initial(
@@ -146,11 +165,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop_admin, stop_admin_rx) = watch::channel(false);
     let stop = signal(&stop_admin_rx);
     let admin = tokio::spawn(async move {
-        if let Err(e) = admin::serve(listener, state, stop).await {
+        if let Err(e) = admin::serve(listener, admin_options, state, stop).await {
             tracing::error!(error = %e, "admin endpoint failed");
         }
     });
-    tracing::info!(%admin_addr, "admin endpoint listening");
+    tracing::info!(%admin_addr, scheme, auth, "admin endpoint listening");
     ready.store(true, Ordering::Release);
     tracing::info!(exporters = pipeline.exporter_count(), "gateway ready");
     Ok(Running {

@@ -35,6 +35,7 @@ pub use units::de_bytes;
 pub use units::{de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
+use crate::listener::{AuthConfig, LimitsConfig, Protection, TlsConfig};
 use crate::pipeline::router::{DEFAULT_ROUTE, RouteOverrides};
 use crate::pipeline::rules::Match;
 
@@ -78,11 +79,33 @@ pub struct OtlpReceiverConfig {
     pub max_request_bytes: usize,
 }
 
-/// A listening address, `host:port` (port 0 picks a free port).
+/// A listening address, `host:port` (port 0 picks a free port), and how it protects
+/// itself (see [`crate::listener`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub endpoint: String,
+    /// Connection limit and timeouts; unset keys take the receiver defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials; absent: none asked.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl Listener {
+    /// This listener's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+        }
+    }
 }
 
 /// `admin:`: health, readiness, metrics and the status page.
@@ -93,6 +116,12 @@ pub struct AdminConfig {
     pub endpoint: String,
     /// Base URLs of the UIs the status page's id lookup links to.
     pub links: LinksConfig,
+    /// Connection limit and timeouts; unset keys take the admin defaults.
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials for everything but `/healthz` and `/readyz`.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for AdminConfig {
@@ -100,6 +129,21 @@ impl Default for AdminConfig {
         Self {
             endpoint: "127.0.0.1:8888".to_owned(),
             links: LinksConfig::default(),
+            limits: LimitsConfig::default(),
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The admin endpoint's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
         }
     }
 }
@@ -332,6 +376,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
+        check_protection(a.protection(), "admin", &mut errors);
         for (key, url) in [
             ("pinpoint", &a.links.pinpoint),
             ("zipkin", &a.links.zipkin),
@@ -438,15 +483,31 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
     }
     if let Some(g) = &o.grpc {
         check_endpoint(&g.endpoint, "receivers.otlp.grpc.endpoint", errors);
+        check_protection(g.protection(), "receivers.otlp.grpc", errors);
     }
     if let Some(h) = &o.http {
         check_endpoint(&h.endpoint, "receivers.otlp.http.endpoint", errors);
+        check_protection(h.protection(), "receivers.otlp.http", errors);
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(
             "receivers.otlp.max_request_bytes",
             "must be between 1KiB and 1GiB",
         ));
+    }
+}
+
+fn check_protection(p: Protection<'_>, path: &str, errors: &mut Vec<ConfigError>) {
+    for (key, message) in crate::listener::config::validate(p.limits, p.auth) {
+        errors.push(err(&join(path, key), message));
+    }
+    for (key, file) in crate::listener::config::files(p.tls, p.auth) {
+        if !file.is_file() {
+            errors.push(err(
+                &join(path, key),
+                format!("`{}` is not a readable file", file.display()),
+            ));
+        }
     }
 }
 

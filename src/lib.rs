@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod exporter;
 pub mod ids;
+pub mod listener;
 pub mod loadgen;
 pub mod pipeline;
 pub mod receiver;

@@ -111,6 +111,22 @@ pub const PINPOINT_EARLY_TRACES: &str = "bridge_pinpoint_early_traces_total";
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
 
+/// Open connections of a listener, per `listener` (`otlp_grpc`, `otlp_http`, `admin`).
+pub const LISTENER_CONNECTIONS: &str = "bridge_listener_connections";
+/// Connections a listener accepted, per `listener`.
+pub const LISTENER_CONNECTIONS_ACCEPTED: &str = "bridge_listener_connections_accepted_total";
+/// Connections closed at once, per `listener` and `reason` (`limit`: at
+/// `limits.max_connections` with every connection busy; `accept_error`).
+pub const LISTENER_CONNECTIONS_REFUSED: &str = "bridge_listener_connections_refused_total";
+/// Connections the listener closed, per `listener` and `reason` (`evicted`: idle, closed
+/// to make room at the limit; `header_timeout`, `idle_timeout`, `tls_error`).
+pub const LISTENER_CONNECTIONS_CLOSED: &str = "bridge_listener_connections_closed_total";
+/// Request bodies not received within `limits.body_read_timeout`, per `listener`.
+pub const LISTENER_BODY_TIMEOUTS: &str = "bridge_listener_body_timeouts_total";
+/// Requests refused for missing or invalid credentials (401 / UNAUTHENTICATED), per
+/// `listener` and `reason` (`missing`, `invalid`).
+pub const LISTENER_AUTH_FAILURES: &str = "bridge_listener_auth_failures_total";
+
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -261,6 +277,27 @@ fn describe() {
         ROUTE_SPANS,
         "Spans each route decided on: exported, dropped, or sampled out."
     );
+    describe_gauge!(LISTENER_CONNECTIONS, "Open connections per listener.");
+    describe_counter!(
+        LISTENER_CONNECTIONS_ACCEPTED,
+        "Connections a listener accepted."
+    );
+    describe_counter!(
+        LISTENER_CONNECTIONS_REFUSED,
+        "Connections closed at once (limit reached with every connection busy, or accept error)."
+    );
+    describe_counter!(
+        LISTENER_CONNECTIONS_CLOSED,
+        "Connections a listener closed: evicted at the limit, header/idle timeout, TLS error."
+    );
+    describe_counter!(
+        LISTENER_BODY_TIMEOUTS,
+        "Request bodies not received within the body read timeout."
+    );
+    describe_counter!(
+        LISTENER_AUTH_FAILURES,
+        "Requests refused for missing or invalid credentials."
+    );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");
@@ -299,6 +336,21 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
             counter!(RECEIVER_REQUESTS_FAILED, "receiver" => r, "reason" => reason).increment(0);
         }
         let _ = histogram!(RECEIVER_REQUEST_DURATION, "receiver" => r);
+    }
+    for &l in receivers.iter().chain(&["admin"]) {
+        gauge!(LISTENER_CONNECTIONS, "listener" => l).increment(0.0);
+        counter!(LISTENER_CONNECTIONS_ACCEPTED, "listener" => l).increment(0);
+        for reason in ["limit", "accept_error"] {
+            counter!(LISTENER_CONNECTIONS_REFUSED, "listener" => l, "reason" => reason)
+                .increment(0);
+        }
+        for reason in ["evicted", "header_timeout", "idle_timeout", "tls_error"] {
+            counter!(LISTENER_CONNECTIONS_CLOSED, "listener" => l, "reason" => reason).increment(0);
+        }
+        counter!(LISTENER_BODY_TIMEOUTS, "listener" => l).increment(0);
+        for reason in ["missing", "invalid"] {
+            counter!(LISTENER_AUTH_FAILURES, "listener" => l, "reason" => reason).increment(0);
+        }
     }
     for e in exporters {
         let x = e.name.clone();

@@ -103,16 +103,22 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the admin endpoint on `listener` until `shutdown` completes.
+/// Paths admin serves without credentials when `admin.auth` is set: the probes, which
+/// say nothing but "up" and "ready".
+pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// Serves the admin endpoint on `listener` with `options` (limits, TLS, auth) until
+/// `shutdown` completes.
 ///
 /// # Errors
-/// An I/O error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let server = axum::serve(listener, router(Arc::clone(&state))).with_graceful_shutdown(shutdown);
+    let server = crate::listener::serve(listener, options, router(Arc::clone(&state)), shutdown);
     // The status page's sampler lives and ends with the server.
     tokio::select! {
         r = server => r,
@@ -156,7 +162,7 @@ async fn translate(State(s): State<Arc<AdminState>>, body: axum::body::Bytes) ->
         .and_then(|req| {
             let translator = Translator::new(&TranslateOptions::default())
                 .map_err(|e| e.to_string())?
-                .with_cache(Arc::clone(&s.ids));
+                .with_cache_read_only(Arc::clone(&s.ids));
             let pairs = req.pairs();
             let mut out = HeaderBuf::new();
             let outcome = translator

@@ -85,16 +85,18 @@ impl ProfilesService for Service {
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes, then finishes in-flight calls.
+/// Serves OTLP/gRPC on `listener` with `options` (limits, TLS, auth) until `shutdown`
+/// completes, then finishes in-flight calls.
 ///
 /// # Errors
-/// A transport error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     intake: Arc<Intake>,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     let service = TraceServiceServer::new(Service {
         intake: Arc::clone(&intake),
     })
@@ -107,15 +109,9 @@ pub async fn serve(
     .max_decoding_message_size(max_request_bytes)
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
-    tonic::transport::Server::builder()
-        .layer(StatusLayer { intake })
-        .add_service(service)
-        .add_service(profiles)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
+    let routes = tonic::service::Routes::new(service).add_service(profiles);
+    let service = tower::Layer::layer(&StatusLayer { intake }, routes);
+    crate::listener::serve(listener, options, service, shutdown).await
 }
 
 /// Rewrites tonic's decode-time statuses to the OTLP ones and counts them.

@@ -73,19 +73,25 @@ pub fn router(intake: Arc<Intake>, max_request_bytes: usize) -> Router {
         }))
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown` completes.
+/// Serves OTLP/HTTP on `listener` with `options` (limits, TLS, auth) until `shutdown`
+/// completes.
 ///
 /// # Errors
-/// An I/O error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     intake: Arc<Intake>,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(intake, max_request_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listener::serve(
+        listener,
+        options,
+        router(intake, max_request_bytes),
+        shutdown,
+    )
+    .await
 }
 
 async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
