@@ -349,3 +349,24 @@ fn held_bytes_are_bounded_and_a_block_mostly_sent_is_let_go() {
     assert!(!out.is_empty() && a.counts.early_by_capacity > 0);
     assert!(a.pending_bytes() <= pinned / 2 || a.pinned_blocks() == 0);
 }
+
+/// loadgen's callee-first traffic links every service of a trace to its caller.
+#[test]
+fn callee_first_load_links_every_service() {
+    let shape = crate::testdata::Shape::default();
+    let mut a = assembler(10_000, 1_000_000);
+    let t0 = Instant::now();
+    for seed in 1..=20 {
+        let req = crate::testdata::callee_first_request(&shape, seed, 1, 2);
+        a.add_block(&Arc::new(Block::new(req.resource_spans)), t0, None);
+        a.flush(t0, false);
+    }
+    // Batches 1..=12 have all five services: 10 traces × 4 links each.
+    assert_eq!(a.counts.unresolved(), 0);
+    assert!(
+        a.counts.links.get(LinkOutcome::LocalCache) >= 480,
+        "{:?}",
+        a.counts
+    );
+    assert!(a.pending() > 0, "the newest traces wait for their callers");
+}
