@@ -33,7 +33,12 @@ LOAD_CPU=${LOAD_CPU:-0}
 export BENCH_GRPC_PORT=${BENCH_GRPC_PORT:-14317}
 export BENCH_HTTP_PORT=${BENCH_HTTP_PORT:-14318}
 export BENCH_ADMIN_PORT=${BENCH_ADMIN_PORT:-18888}
-B=target/release/otel-pinpoint-bridge
+# BRIDGE_BIN: the gateway binary to measure (default: build this checkout); LOADGEN_BIN:
+# the binary whose `loadgen` sends (default: the gateway's); LOADGEN_EXTRA: more loadgen
+# arguments for the steady and latency phases, e.g. "--callee-first-lag 100".
+B=${BRIDGE_BIN:-target/release/otel-pinpoint-bridge}
+L=${LOADGEN_BIN:-$B}
+LOADGEN_EXTRA=${LOADGEN_EXTRA:-}
 HZ=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 RESULTS=$TMP/results.jsonl
@@ -54,7 +59,7 @@ if [ -n "${RENDER_ONLY:-}" ]; then
     # Re-render the table from a saved results file (RESULTS_COPY of an earlier run).
     cp "$RENDER_ONLY" "$RESULTS"
     PIPELINES=""
-else
+elif [ -z "${BRIDGE_BIN:-}" ]; then
     log "building (release)"
     cargo build --release --quiet
 fi
@@ -129,7 +134,7 @@ measure() { # pipeline phase loadgen-args...
     w0=$(date +%s.%N)
     (while kill -0 "$GW" 2>/dev/null; do status_kib "$GW" VmRSS >>"$samples"; sleep 1; done) &
     local sampler=$!
-    taskset -c "$LOAD_CPU" "$B" loadgen --endpoint "http://127.0.0.1:$BENCH_GRPC_PORT" --json "$@" >"$TMP/loadgen.json"
+    taskset -c "$LOAD_CPU" "$L" loadgen --endpoint "http://127.0.0.1:$BENCH_GRPC_PORT" --json "$@" >"$TMP/loadgen.json"
     # Let the last batches leave (batch timeout 200 ms; Pinpoint hold window).
     sleep 1
     local t1 s1 w1
@@ -187,11 +192,13 @@ for p in $PIPELINES; do
     python3 -c 'import json,sys; print(json.dumps({"pipeline": sys.argv[1], "phase": "idle", "rss_mib": int(sys.argv[2]) / 1024, "hwm_mib": int(sys.argv[3]) / 1024}))' \
         "$p" "$(status_kib "$GW" VmRSS)" "$(status_kib "$GW" VmHWM)" >>"$RESULTS"
     log "$p/idle: $(status_kib "$GW" VmRSS) KiB"
-    measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16
+    # shellcheck disable=SC2086
+    measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16 $LOADGEN_EXTRA
     stop_gateway
 
     start_gateway "$p" BENCH_BATCH_MAX=100
-    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16
+    # shellcheck disable=SC2086
+    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16 $LOADGEN_EXTRA
     stop_gateway
 
     start_gateway "$p"

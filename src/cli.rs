@@ -106,6 +106,10 @@ pub struct LoadgenArgs {
     /// First seed; request n uses seed + n.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Callee-first traffic: each trace's services call each other in a chain, and each
+    /// service's spans are sent this many requests after its callee's (0 = off).
+    #[arg(long, default_value_t = 0)]
+    callee_first_lag: u64,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -163,6 +167,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
             attribute_len: a.attribute_len,
         },
         seed: a.seed,
+        callee_first_lag: a.callee_first_lag,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

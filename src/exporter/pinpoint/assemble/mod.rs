@@ -243,4 +243,10 @@ pub fn identity_of(resource: Option<&Resource>) -> AgentIdentity {
 }
 
 #[cfg(test)]
+mod calltree;
+#[cfg(test)]
+mod permute_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing_tests;

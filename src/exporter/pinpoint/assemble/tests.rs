@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
+pub(super) fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
     let cache = Arc::new(MappingCache::new(&CacheConfig::default()).expect("cache"));
     Assembler::new(
         Config {
@@ -22,7 +22,7 @@ fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
     )
 }
 
-fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Span {
+pub(super) fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Span {
     Span {
         trace_id: vec![7; 16],
         span_id: vec![id; 8],
@@ -35,7 +35,7 @@ fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Spa
     }
 }
 
-fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
+pub(super) fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     ResourceSpans {
         resource: Some(Resource {
@@ -56,7 +56,7 @@ fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
     }
 }
 
-fn pspan(o: &Output) -> &super::super::proto::PSpan {
+pub(super) fn pspan(o: &Output) -> &super::super::proto::PSpan {
     match &o.message.field {
         Some(p_span_message::Field::Span(s)) => s,
         other => panic!("expected a span, got {other:?}"),
