@@ -84,13 +84,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop_receivers, stop_receivers_rx) = watch::channel(false);
     let otlp = &config.receivers.otlp;
     let limit = otlp.max_request_bytes;
+    let memory = Arc::new(crate::memory::MemoryGuard::from_config(
+        &config.memory,
+        otlp.max_decoded_bytes,
+    ));
+    tracing::info!(
+        soft_limit = memory.limit(),
+        max_decoded_bytes = memory.max_decoded(),
+        "memory limits"
+    );
     let mut receivers = Vec::new();
     let mut bound = Vec::new();
     let mut grpc_addr = None;
     if let Some(g) = &otlp.grpc {
         let listener = bind(&g.endpoint, "receivers.otlp.grpc").await?;
         let addr = listener.local_addr()?;
-        let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
+        let intake = Arc::new(
+            Intake::new(Arc::clone(&pipeline), "otlp_grpc").with_memory(Arc::clone(&memory)),
+        );
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
             if let Err(e) = otlp_grpc::serve(listener, intake, limit, stop).await {
@@ -105,7 +116,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(h) = &otlp.http {
         let listener = bind(&h.endpoint, "receivers.otlp.http").await?;
         let addr = listener.local_addr()?;
-        let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
+        let intake = Arc::new(
+            Intake::new(Arc::clone(&pipeline), "otlp_http").with_memory(Arc::clone(&memory)),
+        );
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
             if let Err(e) = otlp_http::serve(listener, intake, limit, stop).await {

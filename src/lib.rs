@@ -12,6 +12,7 @@ pub mod config;
 pub mod exporter;
 pub mod ids;
 pub mod loadgen;
+pub mod memory;
 pub mod pipeline;
 pub mod receiver;
 pub mod selfmetrics;

@@ -101,6 +101,15 @@ pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
 
+/// Bytes allocated on the heap (live), as the soft memory limit sees it.
+pub const MEMORY_HEAP: &str = "bridge_memory_heap_bytes";
+/// The soft memory limit in bytes (`memory.limit`), when there is one.
+pub const MEMORY_LIMIT: &str = "bridge_memory_limit_bytes";
+/// Bytes (decoded) waiting in or being exported from an exporter's queue, per `exporter`.
+pub const QUEUE_BYTES: &str = "bridge_queue_bytes";
+/// Queue capacity in bytes per exporter (`queue.max_bytes`).
+pub const QUEUE_CAPACITY_BYTES: &str = "bridge_queue_capacity_bytes";
+
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -238,6 +247,16 @@ fn describe() {
     describe_counter!(
         ROUTE_SPANS,
         "Spans each route decided on: exported, dropped, or sampled out."
+    );
+    describe_gauge!(MEMORY_HEAP, "Bytes allocated on the heap (live).");
+    describe_gauge!(MEMORY_LIMIT, "The soft memory limit in bytes.");
+    describe_gauge!(
+        QUEUE_BYTES,
+        "Decoded bytes queued or in flight per exporter."
+    );
+    describe_gauge!(
+        QUEUE_CAPACITY_BYTES,
+        "Queue capacity in bytes per exporter."
     );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");

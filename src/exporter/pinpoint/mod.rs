@@ -171,6 +171,16 @@ pub struct PinpointExporter {
 
 const MAX_OUTBOX: usize = 50_000;
 
+/// OTel spans in one message: a span's entry and events, or a chunk's events.
+fn otel_spans(message: &proto::PSpanMessage) -> u64 {
+    use proto::p_span_message::Field;
+    match &message.field {
+        Some(Field::Span(s)) => 1 + s.span_event.len() as u64,
+        Some(Field::SpanChunk(c)) => c.span_event.len() as u64,
+        None => 0,
+    }
+}
+
 impl PinpointExporter {
     /// Builds the exporter (the connection is made on first use).
     ///
@@ -247,7 +257,15 @@ impl PinpointExporter {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let report = self.client.send(&self.outbox).await?;
+        let report = match self.client.send(&self.outbox).await {
+            Ok(report) => report,
+            Err(failure) => {
+                // What the collector took is neither resent nor counted as failed.
+                let mut delivered = failure.delivered.into_iter();
+                self.outbox.retain(|_| !delivered.next().unwrap_or(false));
+                return Err(failure.error);
+            }
+        };
         self.outbox.clear();
         if report.rejected > 0 {
             self.rejected.increment(report.rejected as u64);
@@ -277,6 +295,18 @@ impl Exporter for PinpointExporter {
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(100))
+    }
+
+    /// The worker gave up on a batch: the messages still waiting in the outbox are
+    /// dropped (not sent later, after they were counted as failed), and their OTel
+    /// spans are what failed.
+    fn abandon(&mut self, _batch: &Batch) -> Option<u64> {
+        let lost = self.outbox.iter().map(|o| otel_spans(&o.message)).sum();
+        if !self.outbox.is_empty() {
+            self.outbox_dropped.increment(self.outbox.len() as u64);
+            self.outbox.clear();
+        }
+        Some(lost)
     }
 
     async fn tick(&mut self) -> Result<(), ExportError> {
