@@ -26,6 +26,6 @@ pub fn get() -> &'static Intake {
         // Nothing consumes the queues: they fill, and `drop` then skips.
         std::mem::forget(queues);
         Intake::new(pipeline, "fuzz")
-            .with_memory(Arc::new(MemoryGuard::new(None, 256 << 20)))
+            .with_memory(Arc::new(MemoryGuard::new(None, 16 << 20)))
     })
 }

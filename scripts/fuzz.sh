@@ -18,12 +18,13 @@ for target in $(cargo fuzz list); do
     seeds="fuzz/seeds/$target"
     [ -d "$seeds" ] || seeds=""
     echo "fuzz: $target for ${SECONDS_EACH}s"
+    status=0
     cargo fuzz run "$target" "$work/$target" $seeds -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 2>&1 \
-        | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|panicked|SUMMARY|Done" || true
-    # grep hides libFuzzer's chatter; its exit code comes from PIPESTATUS.
-    status="${PIPESTATUS[0]}"
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 \
+        >"$work/$target.log" 2>&1 || status=$?
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|panicked|SUMMARY" "$work/$target.log" || true
     if [ "$status" -ne 0 ]; then
+        tail -n 60 "$work/$target.log" >&2
         echo "fuzz: $target FAILED (exit $status); the crashing input is in fuzz/artifacts/$target/" >&2
         exit 1
     fi

@@ -11,7 +11,7 @@ use otel_pinpoint_bridge::receiver::decode::Wire;
 mod intake;
 
 fuzz_target!(|data: &[u8]| {
-    let est = json::traces(data, 64 << 20);
+    let est = json::traces(data, 16 << 20);
     if !est.stopped
         && let Ok(decoded) = serde_json::from_slice::<ExportTraceServiceRequest>(data)
     {

@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 mod intake;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = otel_pinpoint_bridge::memory::scan::profiles(data, 64 << 20);
+    let _ = otel_pinpoint_bridge::memory::scan::profiles(data, 16 << 20);
     let _ = intake::get().receive_profiles(data);
 });

@@ -12,7 +12,7 @@ use prost::Message;
 mod intake;
 
 fuzz_target!(|data: &[u8]| {
-    let est = scan::traces(data, 64 << 20);
+    let est = scan::traces(data, 16 << 20);
     if !est.stopped
         && let Ok(decoded) = ExportTraceServiceRequest::decode(data)
     {
