@@ -85,6 +85,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop_receivers, stop_receivers_rx) = watch::channel(false);
     let otlp = &config.receivers.otlp;
     let limit = otlp.max_request_bytes;
+    let memory = Arc::new(crate::memory::MemoryGuard::from_config(
+        &config.memory,
+        otlp.max_decoded_bytes,
+    ));
+    tracing::info!(
+        soft_limit = memory.limit(),
+        max_decoded_bytes = memory.max_decoded(),
+        "memory limits"
+    );
     let mut receivers = Vec::new();
     let mut bound = Vec::new();
     let mut grpc_addr = None;
@@ -96,7 +105,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .context("receivers.otlp.grpc")?;
         let (scheme, auth) = (options.scheme(), options.auth.is_some());
         connections += options.limits.max_connections;
-        let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
+        let intake = Arc::new(
+            Intake::new(Arc::clone(&pipeline), "otlp_grpc").with_memory(Arc::clone(&memory)),
+        );
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
             if let Err(e) = otlp_grpc::serve(listener, options, intake, limit, stop).await {
@@ -115,7 +126,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .context("receivers.otlp.http")?;
         let (scheme, auth) = (options.scheme(), options.auth.is_some());
         connections += options.limits.max_connections;
-        let intake = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
+        let intake = Arc::new(
+            Intake::new(Arc::clone(&pipeline), "otlp_http").with_memory(Arc::clone(&memory)),
+        );
         let stop = signal(&stop_receivers_rx);
         receivers.push(tokio::spawn(async move {
             if let Err(e) = otlp_http::serve(listener, options, intake, limit, stop).await {

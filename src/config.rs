@@ -55,6 +55,8 @@ pub struct Config {
     pub ids: CacheConfig,
     /// `routes:` and `default_route:`.
     pub routing: RoutingConfig,
+    /// `memory:`: the process-wide soft memory limit.
+    pub memory: crate::memory::MemoryConfig,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -77,6 +79,14 @@ pub struct OtlpReceiverConfig {
     /// Largest request accepted, measured after decompression. Default 64 MiB.
     #[serde(default = "default_max_request_bytes", deserialize_with = "de_bytes")]
     pub max_request_bytes: usize,
+    /// Largest memory one request may take once decoded (estimated before decoding).
+    /// Default: a quarter of `memory.limit`, at most 256 MiB.
+    #[serde(default, deserialize_with = "de_opt_bytes")]
+    pub max_decoded_bytes: Option<usize>,
+}
+
+fn de_opt_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    de_bytes(d).map(Some)
 }
 
 /// A listening address, `host:port` (port 0 picks a free port), and how it protects
@@ -359,6 +369,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let log = optional_section::<LogConfig>(&mut top, "log", &mut errors);
     let service = optional_section::<ServiceConfig>(&mut top, "service", &mut errors);
     let ids = optional_section::<CacheConfig>(&mut top, "ids", &mut errors);
+    let memory = optional_section::<crate::memory::MemoryConfig>(&mut top, "memory", &mut errors);
     if let Some(c) = &ids
         && let Err(e) = c.validate()
     {
@@ -418,8 +429,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     // variable) is a consequence of the first.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.path.clone()));
-    match (receivers, admin, log, service, ids) {
-        (Some(receivers), Some(admin), Some(log), Some(service), Some(ids))
+    match (receivers, admin, log, service, ids, memory) {
+        (Some(receivers), Some(admin), Some(log), Some(service), Some(ids), Some(memory))
             if errors.is_empty() =>
         {
             Ok(Config {
@@ -430,6 +441,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 service,
                 ids,
                 routing,
+                memory,
             })
         }
         _ => Err(errors),
@@ -445,6 +457,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "service",
     "ids",
+    "memory",
 ];
 
 fn err(path: &str, message: impl Into<String>) -> ConfigError {
@@ -493,6 +506,12 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
         errors.push(err(
             "receivers.otlp.max_request_bytes",
             "must be between 1KiB and 1GiB",
+        ));
+    }
+    if o.max_decoded_bytes.is_some_and(|n| n < 1 << 20) {
+        errors.push(err(
+            "receivers.otlp.max_decoded_bytes",
+            "must be at least 1MiB",
         ));
     }
 }

@@ -13,6 +13,7 @@ pub mod exporter;
 pub mod ids;
 pub mod listener;
 pub mod loadgen;
+pub mod memory;
 pub mod pipeline;
 pub mod receiver;
 pub mod selfmetrics;

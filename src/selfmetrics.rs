@@ -126,6 +126,14 @@ pub const LISTENER_BODY_TIMEOUTS: &str = "bridge_listener_body_timeouts_total";
 /// Requests refused for missing or invalid credentials (401 / UNAUTHENTICATED), per
 /// `listener` and `reason` (`missing`, `invalid`).
 pub const LISTENER_AUTH_FAILURES: &str = "bridge_listener_auth_failures_total";
+/// Bytes allocated on the heap (live), as the soft memory limit sees it.
+pub const MEMORY_HEAP: &str = "bridge_memory_heap_bytes";
+/// The soft memory limit in bytes (`memory.limit`), when there is one.
+pub const MEMORY_LIMIT: &str = "bridge_memory_limit_bytes";
+/// Bytes (decoded) waiting in or being exported from an exporter's queue, per `exporter`.
+pub const QUEUE_BYTES: &str = "bridge_queue_bytes";
+/// Queue capacity in bytes per exporter (`queue.max_bytes`).
+pub const QUEUE_CAPACITY_BYTES: &str = "bridge_queue_capacity_bytes";
 
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -297,6 +305,16 @@ fn describe() {
     describe_counter!(
         LISTENER_AUTH_FAILURES,
         "Requests refused for missing or invalid credentials."
+    );
+    describe_gauge!(MEMORY_HEAP, "Bytes allocated on the heap (live).");
+    describe_gauge!(MEMORY_LIMIT, "The soft memory limit in bytes.");
+    describe_gauge!(
+        QUEUE_BYTES,
+        "Decoded bytes queued or in flight per exporter."
+    );
+    describe_gauge!(
+        QUEUE_CAPACITY_BYTES,
+        "Queue capacity in bytes per exporter."
     );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");

@@ -55,16 +55,24 @@ const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "pyroscope", "nu
 pub struct QueueConfig {
     /// Spans held (queued and in flight) at most. Default 100 000.
     pub max_spans: usize,
+    /// Bytes held at most, measured as the decoded spans take them in memory (charged
+    /// in KiB). Default 128 MiB.
+    #[serde(deserialize_with = "super::units::de_bytes")]
+    pub max_bytes: usize,
     /// What a full queue does to a new request: `refuse` (the whole request gets a
     /// retryable status and no exporter takes it) or `drop` (this exporter skips it,
     /// counted; the others take it). Default `refuse`.
     pub on_full: OnFull,
 }
 
+/// Default `queue.max_bytes`.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 128 << 20;
+
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             max_spans: 100_000,
+            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             on_full: OnFull::Refuse,
         }
     }
@@ -269,6 +277,12 @@ fn validate_exporter_common(c: &CommonExporterKeys, path: &str, errors: &mut Vec
         errors.push(err(
             &join(path, "queue.max_spans"),
             "must be at most 2147483647",
+        ));
+    }
+    if !(1 << 20..=1 << 40).contains(&c.queue.max_bytes) {
+        errors.push(err(
+            &join(path, "queue.max_bytes"),
+            "must be between 1MiB and 1TiB",
         ));
     }
     if c.retry.initial.is_zero() || c.retry.initial > c.retry.max {

@@ -63,6 +63,14 @@ pub trait Exporter: Send + 'static {
         None
     }
 
+    /// The worker gave up on `batch` (retries exhausted or a permanent error): drop
+    /// what is still held to be sent for it, and say how many spans that was, which
+    /// the worker counts as failed. `None`: the batch's spans (nothing is held).
+    fn abandon(&mut self, batch: &Batch) -> Option<u64> {
+        let _ = batch;
+        None
+    }
+
     /// Periodic work between batches.
     ///
     /// # Errors

@@ -123,10 +123,12 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
             Some(_) => "retries_exhausted",
             None => "permanent",
         };
-        tracing::error!(exporter = name, spans, profiles, error = %error, reason, "export failed; batch dropped");
-        q.stats.failed.fetch_add(spans, Ordering::Relaxed);
+        // Only what the exporter did not deliver (and now drops) counts as failed.
+        let lost = exporter.abandon(batch).unwrap_or(spans);
+        tracing::error!(exporter = name, spans, lost, profiles, error = %error, reason, "export failed; batch dropped");
+        q.stats.failed.fetch_add(lost, Ordering::Relaxed);
         metrics::counter!(m::EXPORTER_SPANS_FAILED, "exporter" => name.to_owned(), "reason" => reason)
-            .increment(spans);
+            .increment(lost);
         if profiles > 0 {
             metrics::counter!(m::EXPORTER_PROFILES_FAILED, "exporter" => name.to_owned(), "reason" => reason)
                 .increment(profiles);
@@ -190,6 +192,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
+                ..QueueConfig::default()
             },
             batch: BatchConfig {
                 max_spans: batch_max,
@@ -322,6 +325,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
+                ..QueueConfig::default()
             },
             batch: BatchConfig {
                 max_spans: 100,

@@ -281,7 +281,24 @@ impl PinpointExporter {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let report = self.client.send(&self.outbox).await?;
+        let report = match self.client.send(&self.outbox).await {
+            Ok(report) => report,
+            Err(failure) => {
+                // What the collector took is neither resent nor counted as failed, and it
+                // counts as sent.
+                let mut delivered = failure.delivered.into_iter();
+                let mut sent = 0u64;
+                self.outbox.retain(|o| {
+                    let took = delivered.next().unwrap_or(false);
+                    if took {
+                        sent += o.spans as u64;
+                    }
+                    !took
+                });
+                self.spans_sent += sent;
+                return Err(failure.error);
+            }
+        };
         self.spans_sent += self.outbox.iter().map(|o| o.spans as u64).sum::<u64>();
         self.outbox.clear();
         if report.rejected > 0 {
@@ -316,6 +333,18 @@ impl Exporter for PinpointExporter {
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(100))
+    }
+
+    /// The worker gave up on a batch: the messages still waiting in the outbox are
+    /// dropped (not sent later, after they were counted as failed), and their OTel
+    /// spans are what failed.
+    fn abandon(&mut self, _batch: &Batch) -> Option<u64> {
+        let lost = self.outbox.iter().map(|o| o.spans as u64).sum();
+        if !self.outbox.is_empty() {
+            self.outbox_dropped.increment(self.outbox.len() as u64);
+            self.outbox.clear();
+        }
+        Some(lost)
     }
 
     async fn tick(&mut self) -> Result<(), ExportError> {
