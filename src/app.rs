@@ -36,6 +36,8 @@ pub struct Running {
     receivers: Vec<JoinHandle<()>>,
     exporters: Vec<(Arc<ExporterStats>, JoinHandle<()>)>,
     admin: JoinHandle<()>,
+    /// The shared id store's worker (stopped with the admin endpoint, after exporters).
+    id_store: Option<JoinHandle<()>>,
 }
 
 /// What shutdown could not finish.
@@ -71,6 +73,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (pipeline, queues) = Pipeline::new(&config.exporters, router);
     let (stop_exporters, stop_exporters_rx) = watch::channel(false);
     let ids = Arc::new(MappingCache::new(&config.ids).context("ids")?);
+    let (stop_admin, stop_admin_rx) = watch::channel(false);
+    let id_store = crate::ids::store::start(&ids, signal(&stop_admin_rx)).context("ids.store")?;
     let shared = exporter::Shared {
         ids: Arc::clone(&ids),
     };
@@ -128,7 +132,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         exporters: pipeline.stats(),
         ids,
     });
-    let (stop_admin, stop_admin_rx) = watch::channel(false);
     let stop = signal(&stop_admin_rx);
     let admin = tokio::spawn(async move {
         if let Err(e) = admin::serve(listener, state, stop).await {
@@ -151,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         receivers,
         exporters,
         admin,
+        id_store,
     })
 }
 
@@ -191,6 +195,15 @@ impl Running {
         }
         let _ = self.stop_admin.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin).await;
+        if let Some(store) = self.id_store {
+            let abort = store.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(1), store)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
         if report.undrained.is_empty() {
             tracing::info!("shutdown complete: all queues drained");
         }
