@@ -170,6 +170,26 @@ fn render_status(s: &AdminState) -> String {
             escape(&last)
         );
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</table>");
+    if let (Some(cfg), Some(st)) = (s.ids.store_config(), s.ids.stats().store) {
+        let _ = write!(
+            h,
+            "<p>Shared id store {}: <b>{}</b> · round trips {} · hits {} · misses {} · writes {} · errors {} (timeouts {}) · queued {}</p>",
+            escape(&crate::ids::store::config::redact_url(&cfg.redis().url)),
+            if st.up {
+                "up"
+            } else {
+                "down (resolving locally)"
+            },
+            st.round_trips,
+            st.hits,
+            st.misses,
+            st.writes,
+            st.errors,
+            st.timeouts,
+            st.queued
+        );
+    }
+    h.push_str("</body></html>\n");
     h
 }
