@@ -38,6 +38,7 @@ pub struct Running {
     admin: JoinHandle<()>,
     /// The shared id store's worker (stopped with the admin endpoint, after exporters).
     id_store: Option<JoinHandle<()>>,
+    ids: Arc<MappingCache>,
 }
 
 /// What shutdown could not finish.
@@ -124,6 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
+    let ids_for_shutdown = Arc::clone(&ids);
     let state = Arc::new(AdminState {
         ready: Arc::clone(&ready),
         prometheus,
@@ -155,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         exporters,
         admin,
         id_store,
+        ids: ids_for_shutdown,
     })
 }
 
@@ -178,6 +181,15 @@ impl Running {
                 tracing::warn!("a receiver did not finish its in-flight requests in time");
                 abort.abort();
             }
+        }
+        if let Some(queue) = self.ids.store_queue() {
+            // Segments still held may wait for callers that the shared store has: with
+            // the intake closed, give the exporters a last look at it (lookups asked
+            // anew, a batch timeout and a few 100 ms ticks) before their final flush.
+            queue.reset_throttle();
+            let settle = Duration::from_millis(500)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()) / 2);
+            tokio::time::sleep(settle).await;
         }
         self.pipeline.close();
         let _ = self.stop_exporters.send(true);

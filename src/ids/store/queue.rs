@@ -122,6 +122,12 @@ impl StoreQueue {
         self.counters.op(map, outcome);
     }
 
+    /// Forgets which keys were asked recently, so the next miss of each asks again
+    /// (used at shutdown, for a last look before held segments are flushed).
+    pub fn reset_throttle(&self) {
+        self.asked.invalidate_all();
+    }
+
     /// Lookups and writes waiting.
     pub fn len(&self) -> usize {
         self.state.lock().map_or(0, |s| s.len())
