@@ -93,6 +93,13 @@ async fn sidecars_one_bridge_per_service_link_every_trace_through_redis() {
         shared >= 200.0,
         "links resolved by the shared store: {shared}"
     );
+    // For BENCHMARKS.md (the tests of this binary share one recorder, so run it alone).
+    let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
+    let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
+    eprintln!(
+        "sidecars: {trips} store round trips for {spans} spans = {:.1} per 1000 spans",
+        1000.0 * trips / spans.max(1.0)
+    );
     stop_all(gws).await;
 }
 
