@@ -176,10 +176,10 @@ fn render_status(s: &AdminState) -> String {
             h,
             "<p>Shared id store {}: <b>{}</b> · round trips {} · hits {} · misses {} · writes {} · errors {} (timeouts {}) · queued {}</p>",
             escape(&crate::ids::store::config::redact_url(&cfg.redis().url)),
-            if st.up {
-                "up"
-            } else {
-                "down (resolving locally)"
+            match (st.up, st.round_trips + st.round_trip_errors + st.timeouts) {
+                (_, 0) => "no round trip yet",
+                (true, _) => "up",
+                (false, _) => "down (resolving locally)",
             },
             st.round_trips,
             st.hits,

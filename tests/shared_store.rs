@@ -19,6 +19,11 @@ use otel_pinpoint_bridge::ids::{TraceId, unmix};
 use redis_support::{RedisServer, shared_url, unique_prefix};
 use serde_json::Value;
 
+/// These tests run one at a time: each runs five SDK processes and up to five bridges,
+/// which is all two shared cores can carry at SDK timing, and they read one metrics
+/// recorder.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn bridge_yaml(standin: u16, exporter: &str, grpc: &str, url: &str, prefix: &str) -> String {
     format!(
         "receivers:\n  otlp:\n    grpc: {{ endpoint: '{grpc}' }}\nexporters:\n{}admin: {{ endpoint: 127.0.0.1:0 }}\n\
@@ -81,6 +86,7 @@ async fn stop_all(gws: Vec<(String, Running)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_one_bridge_per_service_link_every_trace_through_redis() {
+    let _serial = SERIAL.lock().await;
     let standin = StandIn::start("3.1");
     let gws = sidecars(&standin, &shared_url(), &unique_prefix("sidecars")).await;
     let sent = run_traffic(per_service(&gws), Traffic::default()).await;
@@ -105,6 +111,7 @@ async fn sidecars_one_bridge_per_service_link_every_trace_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_round_robin_link_every_trace_through_redis() {
+    let _serial = SERIAL.lock().await;
     let standin = StandIn::start("3.1");
     let (url, prefix) = (shared_url(), unique_prefix("replicas"));
     let mut gws = Vec::new();
@@ -194,6 +201,7 @@ fn delivered(sent: &Value, report: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_for_10s_mid_run_loses_no_span_and_links_resume() {
+    let _serial = SERIAL.lock().await;
     let standin = StandIn::start("3.1");
     let server = RedisServer::start(&[]);
     let gws = sidecars(&standin, &server.url(), "ppb:").await;
@@ -250,6 +258,7 @@ async fn redis_killed_for_10s_mid_run_loses_no_span_and_links_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sidecar_restarted_mid_run_keeps_every_link_already_in_redis() {
+    let _serial = SERIAL.lock().await;
     let standin = StandIn::start("3.1");
     let (url, prefix) = (shared_url(), unique_prefix("restart"));
     let mut gws = sidecars(&standin, &url, &prefix).await;
