@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::admin::{self, AdminState, ExporterInfo};
+use crate::config::{Config, ExporterKind, OnFull};
 use crate::ids::MappingCache;
 use crate::pipeline::router::Router;
 use crate::pipeline::{ExporterStats, Pipeline};
@@ -126,13 +126,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
     let ids_for_shutdown = Arc::clone(&ids);
+    selfmetrics::register_initial(
+        &bound.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        &config.exporters,
+    );
     let state = Arc::new(AdminState {
         ready: Arc::clone(&ready),
         prometheus,
         started: Instant::now(),
         receivers: bound,
         exporters: pipeline.stats(),
+        exporter_info: config
+            .exporters
+            .iter()
+            .map(|e| ExporterInfo {
+                target: e.kind.target(),
+                refuses: e.queue.on_full == OnFull::Refuse,
+            })
+            .collect(),
         ids,
+        links: config.admin.links.clone(),
+        marker: lookup_marker(&config),
+        history: Default::default(),
     });
     let stop = signal(&stop_admin_rx);
     let admin = tokio::spawn(async move {
@@ -159,6 +174,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         id_store,
         ids: ids_for_shutdown,
     })
+}
+
+/// The marker the lookup box uses: the first Pinpoint exporter's, else the default.
+fn lookup_marker(config: &Config) -> crate::ids::AgentId {
+    config
+        .exporters
+        .iter()
+        .find_map(|e| match &e.kind {
+            ExporterKind::Pinpoint(p) => crate::ids::AgentId::new(&p.marker).ok(),
+            _ => None,
+        })
+        .unwrap_or_else(|| crate::ids::AgentId::new("otel").expect("the default marker is valid"))
 }
 
 impl Running {

@@ -18,14 +18,17 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+mod checks;
 mod env;
 mod exporters;
+mod lenient;
 mod routes;
 mod units;
 
 use env::substitute_env;
 use exporters::read_exporters;
 pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConfig, RetryConfig};
+use lenient::section;
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
 pub use units::de_bytes;
@@ -88,14 +91,29 @@ pub struct Listener {
 pub struct AdminConfig {
     /// Default `127.0.0.1:8888`.
     pub endpoint: String,
+    /// Base URLs of the UIs the status page's id lookup links to.
+    pub links: LinksConfig,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:8888".to_owned(),
+            links: LinksConfig::default(),
         }
     }
+}
+
+/// `admin.links:`: where the lookup box's links point; absent = no link.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Pinpoint web's root, e.g. `http://pinpoint-web:8080`.
+    pub pinpoint: Option<String>,
+    /// Zipkin UI's root, e.g. `http://zipkin:9411/zipkin`.
+    pub zipkin: Option<String>,
+    /// Jaeger UI's root, e.g. `http://jaeger:16686`.
+    pub jaeger: Option<String>,
 }
 
 /// `log:`.
@@ -107,6 +125,31 @@ pub struct LogConfig {
     pub level: String,
     /// `text` (default) or `json`.
     pub format: LogFormat,
+    /// ANSI colours in text logs: `auto` (default: only when stderr is a terminal),
+    /// `always` or `never`.
+    pub color: LogColor,
+}
+
+/// See [`LogConfig::color`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogColor {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl LogColor {
+    /// Whether to colour, given whether stderr is a terminal.
+    #[must_use]
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            Self::Auto => terminal,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -114,6 +157,7 @@ impl Default for LogConfig {
         Self {
             level: "info".to_owned(),
             format: LogFormat::Text,
+            color: LogColor::Auto,
         }
     }
 }
@@ -293,12 +337,38 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
+        for (key, url) in [
+            ("pinpoint", &a.links.pinpoint),
+            ("zipkin", &a.links.zipkin),
+            ("jaeger", &a.links.jaeger),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                errors.push(err(
+                    &format!("admin.links.{key}"),
+                    format!("`{u}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
     }
     if let Some(l) = &log
-        && let Err(e) = tracing_subscriber::EnvFilter::try_new(&l.level)
+        && let Err(e) = checks::log_level(&l.level)
     {
-        errors.push(err("log.level", format!("invalid filter: {e}")));
+        errors.push(err("log.level", e));
     }
+    let listeners = checks::PartialListeners {
+        grpc: receivers
+            .as_ref()
+            .and_then(|r| r.otlp.grpc.as_ref())
+            .map(|l| l.endpoint.as_str()),
+        http: receivers
+            .as_ref()
+            .and_then(|r| r.otlp.http.as_ref())
+            .map(|l| l.endpoint.as_str()),
+        admin: admin.as_ref().map(|a| a.endpoint.as_str()),
+    };
+    checks::listener_conflicts(&checks::listeners(&listeners), &mut errors);
     if let Some(s) = &service
         && s.shutdown_grace.is_zero()
     {
@@ -352,22 +422,6 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn section<T: DeserializeOwned>(v: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
-    // An empty YAML section (`admin:`) reads as null: treat it as an empty mapping.
-    let v = if v.is_null() {
-        Value::Object(Map::new())
-    } else {
-        v
-    };
-    match serde_json::from_value::<T>(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            errors.push(err(path, e.to_string()));
-            None
-        }
-    }
-}
-
 fn optional_section<T: DeserializeOwned + Default>(
     top: &mut Map<String, Value>,
     key: &str,
@@ -392,15 +446,6 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
     }
     if let Some(h) = &o.http {
         check_endpoint(&h.endpoint, "receivers.otlp.http.endpoint", errors);
-    }
-    if let (Some(g), Some(h)) = (&o.grpc, &o.http)
-        && g.endpoint == h.endpoint
-        && !g.endpoint.ends_with(":0")
-    {
-        errors.push(err(
-            "receivers.otlp.http.endpoint",
-            "same address as the grpc receiver",
-        ));
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(

@@ -311,3 +311,98 @@ fn describe() {
         "1 when the last shared id store round trip succeeded."
     );
 }
+
+/// Registers, at zero, every series the README documents for the configured receivers
+/// and exporters, so that `/metrics` shows them from the start and alerts on them can
+/// be written before their first event.
+pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::ExporterConfig]) {
+    use metrics::{counter, gauge, histogram};
+
+    use crate::config::ExporterKind;
+    for &r in receivers {
+        counter!(RECEIVER_SPANS_ACCEPTED, "receiver" => r).increment(0);
+        for reason in ["queue_full", "shutting_down"] {
+            counter!(RECEIVER_SPANS_REFUSED, "receiver" => r, "reason" => reason).increment(0);
+        }
+        for reason in [
+            "invalid_trace_id",
+            "invalid_span_id",
+            "invalid_parent_span_id",
+            "end_before_start",
+        ] {
+            counter!(RECEIVER_SPANS_REJECTED, "receiver" => r, "reason" => reason).increment(0);
+        }
+        for reason in [
+            "malformed",
+            "too_large",
+            "unsupported_media_type",
+            "bad_encoding",
+        ] {
+            counter!(RECEIVER_REQUESTS_FAILED, "receiver" => r, "reason" => reason).increment(0);
+        }
+        let _ = histogram!(RECEIVER_REQUEST_DURATION, "receiver" => r);
+    }
+    for e in exporters {
+        let x = e.name.clone();
+        counter!(EXPORTER_SPANS_SENT, "exporter" => x.clone()).increment(0);
+        for reason in ["permanent", "retries_exhausted"] {
+            counter!(EXPORTER_SPANS_FAILED, "exporter" => x.clone(), "reason" => reason)
+                .increment(0);
+        }
+        for reason in ["queue_full", "shutdown"] {
+            counter!(EXPORTER_SPANS_DROPPED, "exporter" => x.clone(), "reason" => reason)
+                .increment(0);
+        }
+        counter!(EXPORTER_RETRIES, "exporter" => x.clone()).increment(0);
+        let _ = histogram!(EXPORTER_SEND_DURATION, "exporter" => x.clone());
+        let _ = histogram!(PIPELINE_LATENCY, "exporter" => x.clone());
+        gauge!(QUEUE_SPANS, "exporter" => x.clone()).increment(0.0);
+        match &e.kind {
+            ExporterKind::Zipkin(_) => {
+                for reason in [
+                    "bad_trace_id",
+                    "bad_span_id",
+                    "bad_parent_id",
+                    "end_before_start",
+                ] {
+                    counter!(EXPORTER_SPANS_REJECTED, "exporter" => x.clone(), "reason" => reason)
+                        .increment(0);
+                }
+                for outcome in ["2xx", "4xx", "5xx", "timeout", "connect_error", "io_error"] {
+                    counter!(EXPORTER_HTTP_REQUESTS, "exporter" => x.clone(), "outcome" => outcome)
+                        .increment(0);
+                }
+            }
+            ExporterKind::Pinpoint(_) => {
+                gauge!(PINPOINT_PENDING_SPANS, "exporter" => x.clone()).increment(0.0);
+                gauge!(PINPOINT_AGENTS, "exporter" => x.clone()).increment(0.0);
+                counter!(PINPOINT_UNRESOLVED_PARENTS, "exporter" => x.clone()).increment(0);
+                counter!(PINPOINT_REJECTED_SPANS, "exporter" => x.clone()).increment(0);
+                counter!(PINPOINT_MESSAGES_DROPPED, "exporter" => x.clone()).increment(0);
+                for kind in ["span", "chunk"] {
+                    counter!(PINPOINT_MESSAGES, "exporter" => x.clone(), "kind" => kind)
+                        .increment(0);
+                }
+            }
+            ExporterKind::Pyroscope(_) => {
+                gauge!(PYROSCOPE_PENDING_SPANS, "exporter" => x.clone()).increment(0.0);
+                counter!(PYROSCOPE_STACKS_OVERFLOW, "exporter" => x.clone()).increment(0);
+                counter!(PYROSCOPE_SPANS_DROPPED, "exporter" => x.clone(), "reason" => "max_services")
+                    .increment(0);
+                counter!(EXPORTER_PROFILES_SENT, "exporter" => x.clone()).increment(0);
+                for reason in ["permanent", "retries_exhausted"] {
+                    counter!(EXPORTER_PROFILES_FAILED, "exporter" => x.clone(), "reason" => reason)
+                        .increment(0);
+                }
+            }
+            ExporterKind::File(_) | ExporterKind::Null => {}
+        }
+    }
+    for map in crate::ids::store::MapName::ALL {
+        counter!(ID_CACHE_HITS, "map" => map.as_str()).increment(0);
+        counter!(ID_CACHE_MISSES, "map" => map.as_str()).increment(0);
+    }
+    for outcome in ["ok", "invalid"] {
+        counter!(TRANSLATE_REQUESTS, "outcome" => outcome).increment(0);
+    }
+}

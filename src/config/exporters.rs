@@ -22,6 +22,21 @@ pub enum ExporterKind {
     Zipkin(crate::exporter::zipkin::ZipkinConfig),
 }
 
+impl ExporterKind {
+    /// Where the exporter sends, for the status page: a URL, `host:ports` or a file.
+    #[must_use]
+    pub fn target(&self) -> String {
+        match self {
+            Self::File(f) if f.path == "-" => "standard output".to_owned(),
+            Self::File(f) => f.path.clone(),
+            Self::Pinpoint(p) => format!("{}:{}/{}", p.host, p.agent_port, p.span_port),
+            Self::Pyroscope(p) => p.endpoint.clone(),
+            Self::Zipkin(z) => z.endpoint.clone(),
+            Self::Null => "nowhere (null)".to_owned(),
+        }
+    }
+}
+
 /// The keys every exporter has besides its `type`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]

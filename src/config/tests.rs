@@ -72,10 +72,13 @@ colour: blue
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
     for want in [
         "colour",
-        "receivers",
-        "exporters.a",
+        "receivers.otlp.grpc.endpoint",
+        "receivers.otlp.max_request_bytes",
+        "exporters.a.pathh",
+        "exporters.a.path",
         "exporters.b.type",
-        "exporters.c",
+        "exporters.c.batch.timeout",
+        "exporters.c.batch.max_spans",
         "admin.endpoint",
     ] {
         assert!(paths.contains(&want), "missing {want} in {errs:?}");
@@ -468,9 +471,9 @@ exporters:
         "exporters.a.endpoint",
         "exporters.a.headers",
         "exporters.a.timeout",
-        "exporters.b",
-        "exporters.c",
-        "exporters.d",
+        "exporters.b.encoding",
+        "exporters.c.gzip",
+        "exporters.d.endpoint",
     ] {
         assert!(paths.contains(&want), "missing {want} in {errs:?}");
     }
@@ -482,7 +485,10 @@ exporters:
     assert!(text.contains("not an http:// or https:// URL"), "{text}");
     assert!(text.contains("unknown variant `thrift`"), "{text}");
     assert!(text.contains("unknown field `gzip`"), "{text}");
-    assert!(text.contains("missing field `endpoint`"), "{text}");
+    assert!(
+        text.contains("exporters.d.endpoint: missing (required)"),
+        "{text}"
+    );
 }
 
 #[test]

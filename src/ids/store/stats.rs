@@ -150,7 +150,7 @@ impl StoreCounters {
                 })
             })
             .collect();
-        Self {
+        let this = Self {
             round_trips: AtomicU64::new(0),
             round_trip_errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
@@ -168,7 +168,16 @@ impl StoreCounters {
             latency: metrics::histogram!(m::ID_STORE_ROUND_TRIP_DURATION),
             queued: metrics::gauge!(m::ID_STORE_QUEUED),
             up_gauge: metrics::gauge!(m::ID_STORE_UP),
-        }
+        };
+        // On /metrics from the start, so alerts can be written before the first event.
+        this.trips
+            .iter()
+            .chain(&this.ops)
+            .chain(&this.error_kinds)
+            .for_each(|c| c.increment(0));
+        this.queued.set(0.0);
+        this.up_gauge.set(0.0);
+        this
     }
 
     pub(crate) fn op(&self, map: MapName, outcome: OpOutcome) {
