@@ -37,6 +37,9 @@ pub struct Running {
     receivers: Vec<JoinHandle<()>>,
     exporters: Vec<(Arc<ExporterStats>, JoinHandle<()>)>,
     admin: JoinHandle<()>,
+    /// The shared id store's worker (stopped with the admin endpoint, after exporters).
+    id_store: Option<JoinHandle<()>>,
+    ids: Arc<MappingCache>,
 }
 
 /// What shutdown could not finish.
@@ -72,6 +75,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (pipeline, queues) = Pipeline::new(&config.exporters, router);
     let (stop_exporters, stop_exporters_rx) = watch::channel(false);
     let ids = Arc::new(MappingCache::new(&config.ids).context("ids")?);
+    let (stop_admin, stop_admin_rx) = watch::channel(false);
+    let id_store = crate::ids::store::start(&ids, signal(&stop_admin_rx)).context("ids.store")?;
     let shared = exporter::Shared {
         ids: Arc::clone(&ids),
     };
@@ -152,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     crate::listener::check_open_files(connections + admin_options.limits.max_connections);
     let listener = bind(&config.admin.endpoint, "admin").await?;
     let admin_addr = listener.local_addr()?;
+    let ids_for_shutdown = Arc::clone(&ids);
     selfmetrics::register_initial(
         &bound.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         &config.exporters,
@@ -175,7 +181,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         marker: lookup_marker(&config),
         history: Default::default(),
     });
-    let (stop_admin, stop_admin_rx) = watch::channel(false);
     let stop = signal(&stop_admin_rx);
     let admin = tokio::spawn(async move {
         if let Err(e) = admin::serve(listener, admin_options, state, stop).await {
@@ -198,6 +203,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         receivers,
         exporters,
         admin,
+        id_store,
+        ids: ids_for_shutdown,
     })
 }
 
@@ -234,6 +241,15 @@ impl Running {
                 abort.abort();
             }
         }
+        if let Some(queue) = self.ids.store_queue() {
+            // Segments still held may wait for callers that the shared store has: with
+            // the intake closed, give the exporters a last look at it (lookups asked
+            // anew, a batch timeout and a few 100 ms ticks) before their final flush.
+            queue.reset_throttle();
+            let settle = Duration::from_millis(500)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()) / 2);
+            tokio::time::sleep(settle).await;
+        }
         self.pipeline.close();
         let _ = self.stop_exporters.send(true);
         let mut report = DrainReport::default();
@@ -250,6 +266,15 @@ impl Running {
         }
         let _ = self.stop_admin.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin).await;
+        if let Some(store) = self.id_store {
+            let abort = store.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(1), store)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
         if report.undrained.is_empty() {
             tracing::info!("shutdown complete: all queues drained");
         }

@@ -375,6 +375,11 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     {
         errors.push(err("ids", e.to_string()));
     }
+    if let Some(c) = &ids {
+        for e in c.validate_store() {
+            errors.push(err(&format!("ids.store.{}", e.key), e.message));
+        }
+    }
     let routing = routing(
         top.remove("routes"),
         top.remove("default_route").filter(|v| !v.is_null()),

@@ -84,6 +84,23 @@ pub const ID_CACHE_INSERTS: &str = "bridge_id_cache_inserts_total";
 /// Identity mapping cache entries evicted for size or age, per `map`.
 pub const ID_CACHE_EVICTIONS: &str = "bridge_id_cache_evictions_total";
 
+/// Round trips to the shared id store (Redis), per `outcome` (`ok`, `error`, `timeout`).
+pub const ID_STORE_ROUND_TRIPS: &str = "bridge_id_store_round_trips_total";
+/// Time of one round trip to the shared id store (one pipelined batch).
+pub const ID_STORE_ROUND_TRIP_DURATION: &str = "bridge_id_store_round_trip_duration_seconds";
+/// Lookups the shared id store answered, per `map` and `outcome` (`hit`, `miss`).
+pub const ID_STORE_LOOKUPS: &str = "bridge_id_store_lookups_total";
+/// Writes and lookups to the shared id store, per `map` and `outcome` (`written`,
+/// `coalesced` into a queued write of the same key, `dropped` because the queue was
+/// full, `error` when the store refused the command).
+pub const ID_STORE_OPS: &str = "bridge_id_store_ops_total";
+/// Shared id store failures, per `reason` (`connection`, `timeout`, `server`, `malformed`).
+pub const ID_STORE_ERRORS: &str = "bridge_id_store_errors_total";
+/// Lookups and writes waiting for a round trip to the shared id store.
+pub const ID_STORE_QUEUED: &str = "bridge_id_store_queued_ops";
+/// 1 when the last round trip to the shared id store succeeded, else 0.
+pub const ID_STORE_UP: &str = "bridge_id_store_up";
+
 /// Spans held by a Pinpoint exporter waiting for their segment's parent, per `exporter`.
 pub const PINPOINT_PENDING_SPANS: &str = "bridge_pinpoint_pending_spans";
 /// Virtual agents a Pinpoint exporter keeps registered, per `exporter`.
@@ -322,6 +339,31 @@ fn describe() {
     describe_counter!(
         ID_CACHE_EVICTIONS,
         "Identity cache evictions (size or age)."
+    );
+    describe_counter!(
+        ID_STORE_ROUND_TRIPS,
+        "Round trips to the shared id store, by outcome."
+    );
+    describe_histogram!(
+        ID_STORE_ROUND_TRIP_DURATION,
+        "Time of one pipelined round trip to the shared id store."
+    );
+    describe_counter!(
+        ID_STORE_LOOKUPS,
+        "Shared id store lookups answered, by map and hit/miss."
+    );
+    describe_counter!(
+        ID_STORE_OPS,
+        "Shared id store writes and dropped commands, by map and outcome."
+    );
+    describe_counter!(ID_STORE_ERRORS, "Shared id store failures, by reason.");
+    describe_gauge!(
+        ID_STORE_QUEUED,
+        "Lookups and writes waiting for the shared id store."
+    );
+    describe_gauge!(
+        ID_STORE_UP,
+        "1 when the last shared id store round trip succeeded."
     );
 }
 

@@ -496,3 +496,29 @@ fn invalid_yaml_is_reported() {
     let errs = parse("receivers: [unclosed", &no_env).expect_err("invalid");
     assert!(errs[0].message.starts_with("invalid YAML"), "{errs:?}");
 }
+
+#[test]
+fn ids_store_reads_env_and_reports_errors_with_paths() {
+    let env = |k: &str| (k == "REDIS_PASSWORD").then(|| "s3cret".to_owned());
+    let text = format!(
+        "{MINIMAL}ids:\n  store:\n    type: redis\n    url: redis://127.0.0.1:6379/0\n    password: ${{env:REDIS_PASSWORD}}\n    ttl: 10m\n"
+    );
+    let c = parse(&text, &env).expect("valid");
+    let r = c.ids.store.as_ref().expect("store").redis();
+    assert_eq!(r.password.as_deref(), Some("s3cret"));
+    assert_eq!(r.ttl, std::time::Duration::from_secs(600));
+
+    let text = format!(
+        "{MINIMAL}ids:\n  store:\n    type: redis\n    url: 'http://x'\n    max_in_flight: 0\n"
+    );
+    let errs = parse(&text, &no_env).expect_err("invalid");
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["ids.store.url", "ids.store.max_in_flight"],
+        "{errs:?}"
+    );
+    let text = format!("{MINIMAL}ids:\n  store:\n    type: redis\n    urll: x\n");
+    let errs = parse(&text, &no_env).expect_err("invalid");
+    assert!(errs[0].message.contains("unknown field `urll`"), "{errs:?}");
+}
