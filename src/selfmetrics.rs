@@ -101,6 +101,24 @@ pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
 
+/// `otlp` exporter: spans delivered by balanced endpoint workers, per `exporter`.
+pub const OTLP_DELIVERED: &str = "bridge_otlp_delivered_spans_total";
+/// `otlp` exporter: spans moved to another endpoint, per `exporter` and `reason`
+/// (`membership`: their endpoint left; `endpoint_down`: it failed `reroute_after`).
+pub const OTLP_SPANS_MOVED: &str = "bridge_otlp_spans_moved_total";
+/// `otlp` exporter: rebuilds of the trace-id ring, per `exporter`.
+pub const OTLP_RING_CHANGES: &str = "bridge_otlp_ring_changes_total";
+/// `otlp` exporter: endpoints per `exporter` and `state` (`up`, `down`).
+pub const OTLP_ENDPOINTS: &str = "bridge_otlp_endpoints";
+/// `otlp` exporter: spans queued or in flight in the endpoint queues, per `exporter`.
+pub const OTLP_ENDPOINT_QUEUE: &str = "bridge_otlp_endpoint_queue_spans";
+/// `otlp` exporter: DNS resolutions of `resolve`, per `exporter` and `outcome`
+/// (`ok`, `empty`, `error`).
+pub const OTLP_RESOLVE: &str = "bridge_otlp_resolve_total";
+/// `otlp` exporter (Pinpoint option): spans whose invalid `trace_state` was left as it
+/// was (no `pp` written), per `exporter`.
+pub const OTLP_BAD_TRACE_STATE: &str = "bridge_otlp_bad_trace_state_spans_total";
+
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -238,6 +256,19 @@ fn describe() {
     describe_counter!(
         ROUTE_SPANS,
         "Spans each route decided on: exported, dropped, or sampled out."
+    );
+    describe_counter!(
+        OTLP_DELIVERED,
+        "Spans delivered by balanced OTLP endpoints."
+    );
+    describe_counter!(OTLP_SPANS_MOVED, "Spans moved to another OTLP endpoint.");
+    describe_counter!(OTLP_RING_CHANGES, "Rebuilds of the trace-id ring.");
+    describe_gauge!(OTLP_ENDPOINTS, "Balanced OTLP endpoints, up or down.");
+    describe_gauge!(OTLP_ENDPOINT_QUEUE, "Spans in the OTLP endpoint queues.");
+    describe_counter!(OTLP_RESOLVE, "DNS resolutions of balanced OTLP endpoints.");
+    describe_counter!(
+        OTLP_BAD_TRACE_STATE,
+        "Spans whose invalid trace_state got no pp entry."
     );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
