@@ -28,7 +28,7 @@ use exporters::read_exporters;
 pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConfig, RetryConfig};
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
-use units::de_bytes;
+pub use units::de_bytes;
 pub use units::{de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;

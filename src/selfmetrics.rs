@@ -88,7 +88,8 @@ pub const ID_CACHE_EVICTIONS: &str = "bridge_id_cache_evictions_total";
 pub const PINPOINT_PENDING_SPANS: &str = "bridge_pinpoint_pending_spans";
 /// Virtual agents a Pinpoint exporter keeps registered, per `exporter`.
 pub const PINPOINT_AGENTS: &str = "bridge_pinpoint_agents";
-/// Entry spans emitted without a resolved caller (shown under UNKNOWN), per `exporter`.
+/// Entry spans emitted under UNKNOWN because their caller's spans never arrived within
+/// the hold (real cross-service failures only), per `exporter`.
 pub const PINPOINT_UNRESOLVED_PARENTS: &str = "bridge_pinpoint_unresolved_parent_links_total";
 /// Spans a collector reported rejected in `SendSpanBatch`, per `exporter`.
 pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total";
@@ -97,6 +98,15 @@ pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total"
 pub const PINPOINT_MESSAGES_DROPPED: &str = "bridge_pinpoint_messages_dropped_total";
 /// Messages built, per `exporter` and `kind` (`span`, `chunk`).
 pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
+/// Parent links decided, per `exporter` and `outcome` (`tracestate`, `local_cache`,
+/// `shared_store`, `unresolved_remote`, `local_parent_missing`).
+pub const PINPOINT_PARENT_LINKS: &str = "bridge_pinpoint_parent_links_total";
+/// Approximate bytes held for parent resolution (pinned blocks and copied spans), per
+/// `exporter`.
+pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
+/// Traces emitted before their hold ran out because `max_pending_spans` or
+/// `max_pending_bytes` was reached, per `exporter`.
+pub const PINPOINT_EARLY_TRACES: &str = "bridge_pinpoint_early_traces_total";
 
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
@@ -236,7 +246,19 @@ fn describe() {
     describe_gauge!(PINPOINT_AGENTS, "Registered virtual agents.");
     describe_counter!(
         PINPOINT_UNRESOLVED_PARENTS,
-        "Entry spans emitted without a resolved caller."
+        "Entry spans emitted under UNKNOWN: the caller never arrived within the hold."
+    );
+    describe_counter!(
+        PINPOINT_PARENT_LINKS,
+        "Segment parent links decided, by outcome."
+    );
+    describe_gauge!(
+        PINPOINT_PENDING_BYTES,
+        "Approximate bytes held for parent resolution."
+    );
+    describe_counter!(
+        PINPOINT_EARLY_TRACES,
+        "Traces emitted early because the pending caps were reached."
     );
     describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
     describe_counter!(

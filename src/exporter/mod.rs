@@ -51,6 +51,13 @@ pub trait Exporter: Send + 'static {
         async {}
     }
 
+    /// Spans that left the gateway since the last call, for exporters that hold spans
+    /// back (a delivered batch's size would count held spans as sent). `None`: count
+    /// every delivered batch's spans.
+    fn take_spans_sent(&mut self) -> Option<u64> {
+        None
+    }
+
     /// How often the worker calls [`Exporter::tick`] (for exporters that hold data, such
     /// as segments waiting for their parents). `None`: never.
     fn tick_interval(&self) -> Option<Duration> {

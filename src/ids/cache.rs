@@ -115,6 +115,15 @@ pub struct CallerSegment {
     pub destination: Option<Arc<str>>,
 }
 
+/// Which tier of the cache answered a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// This instance's own (local) cache.
+    Local,
+    /// The shared store behind it (learned by another instance).
+    Store,
+}
+
 /// The segment an OTel span belongs to while that segment is assembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentRef {
@@ -379,6 +388,25 @@ impl MappingCache {
             span_id: *client_span,
         };
         self.lookup(MapName::Caller, &self.caller, &key)
+    }
+
+    /// [`MappingCache::caller_segment`], also saying which tier answered (for the
+    /// link-outcome metrics: resolved by the local cache or by the shared store).
+    pub fn caller_segment_tier(
+        &self,
+        trace_id: &TraceId,
+        client_span: &SpanId,
+    ) -> Option<(CallerSegment, Tier)> {
+        let key = SpanKey {
+            trace_id: *trace_id,
+            span_id: *client_span,
+        };
+        if let Some(v) = self.caller.get(&key) {
+            self.counters[MapName::Caller.index()].hit();
+            return Some((v, Tier::Local));
+        }
+        self.caller_segment(trace_id, client_span)
+            .map(|v| (v, Tier::Store))
     }
 
     /// Remembers the caller segment of client span `client_span`.

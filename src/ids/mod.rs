@@ -38,7 +38,7 @@ pub mod w3c;
 #[cfg(test)]
 mod roundtrip_tests;
 
-pub use cache::{CacheConfig, CacheError, CacheStats, CallerSegment, MappingCache};
+pub use cache::{CacheConfig, CacheError, CacheStats, CallerSegment, MappingCache, Tier};
 pub use headers::HeaderBuf;
 pub use mapping::{TxidOrigin, mix, unmix};
 pub use model::{HexIdError, SpanId, TraceId};

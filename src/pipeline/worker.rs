@@ -46,6 +46,7 @@ pub async fn run<E: Exporter>(
                     q.stats.record_error(&e.to_string());
                     tracing::warn!(exporter = %q.stats.name, error = %e, "periodic export work failed");
                 }
+                count_sent(&mut exporter, &q, 0);
                 continue;
             }
             _ = stop.changed(), if !stopping => {
@@ -79,6 +80,7 @@ pub async fn run<E: Exporter>(
         q.stats.update_gauge();
     }
     exporter.shutdown().await;
+    count_sent(&mut exporter, &q, 0);
     tracing::debug!(exporter = %q.stats.name, "exporter stopped");
 }
 
@@ -99,8 +101,7 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
         duration.record(t.elapsed().as_secs_f64());
         let error = match result {
             Ok(()) => {
-                q.stats.sent.fetch_add(spans, Ordering::Relaxed);
-                q.stats.sent_counter.increment(spans);
+                count_sent(exporter, q, spans);
                 if profiles > 0 {
                     metrics::counter!(m::EXPORTER_PROFILES_SENT, "exporter" => name.to_owned())
                         .increment(profiles);
@@ -131,6 +132,15 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
                 .increment(profiles);
         }
         return;
+    }
+}
+
+/// Counts the spans that left: what the exporter reports, else the batch's `spans`.
+fn count_sent<E: Exporter>(exporter: &mut E, q: &QueueReceiver, spans: u64) {
+    let n = exporter.take_spans_sent().unwrap_or(spans);
+    if n > 0 {
+        q.stats.sent.fetch_add(n, Ordering::Relaxed);
+        q.stats.sent_counter.increment(n);
     }
 }
 

@@ -1,7 +1,9 @@
 //! Tests of the parent module.
+use super::super::proto::p_span_message;
 use super::*;
-use crate::ids::CacheConfig;
+use crate::ids::{CacheConfig, mapping};
 use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
@@ -10,6 +12,7 @@ fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
         Config {
             hold: Duration::from_millis(hold_ms),
             max_pending_spans: max_pending,
+            max_pending_bytes: usize::MAX,
             late_window: Duration::from_secs(60),
             max_late_spans: 1000,
             marker: AgentId::new("otel").expect("marker"),
@@ -124,7 +127,7 @@ fn an_unknown_caller_waits_for_the_hold_window_then_falls_back() {
         ),
         ("caller", 1010)
     );
-    assert_eq!(a.counts.unresolved_parents, 1);
+    assert_eq!(a.counts.links.get(LinkOutcome::UnresolvedRemote), 1);
 }
 
 #[test]
@@ -174,7 +177,8 @@ fn the_caller_resolves_the_callee_in_one_flush() {
         ),
         ("a", "b")
     );
-    assert_eq!(a.counts.unresolved_parents, 0);
+    assert_eq!(a.counts.unresolved(), 0);
+    assert_eq!(a.counts.links.get(LinkOutcome::LocalCache), 1);
 }
 
 #[test]
