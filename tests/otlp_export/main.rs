@@ -8,13 +8,15 @@
 //! - `balance`: three downstream bridges behind trace-id balancing: every trace whole on
 //!   exactly one; one endpoint fewer moves at most 1/3 + 5 % of traces; a downstream
 //!   killed for 10 s loses nothing and its retries are counted;
-//! - `retries`: a scripted gRPC receiver: RetryInfo honoured, partial success counted
-//!   and not retried, INVALID_ARGUMENT not retried.
+//! - `two_tier`: five services (real SDK at defaults), each with its own bridge
+//!   forwarding by trace id to two gateway bridges that export to the stand-in Pinpoint
+//!   collector: every trace whole, without Redis.
 
 mod balance;
 #[path = "../common/mod.rs"]
 mod common;
 mod foreign;
+mod two_tier;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
