@@ -8,6 +8,9 @@
 //! - `balance`: three downstream bridges behind trace-id balancing: every trace whole on
 //!   exactly one; one endpoint fewer moves at most 1/3 + 5 % of traces; a downstream
 //!   killed for 10 s loses nothing and its retries are counted;
+//! - `retries`: a scripted OTLP/gRPC receiver: RetryInfo honoured, partial success
+//!   counted and not retried, INVALID_ARGUMENT and RESOURCE_EXHAUSTED without RetryInfo
+//!   not retried; OTLP/HTTP 503 + Retry-After honoured, 400 not retried;
 //! - `two_tier`: five services (real SDK at defaults), each with its own bridge
 //!   forwarding by trace id to two gateway bridges that export to the stand-in Pinpoint
 //!   collector: every trace whole, without Redis.
@@ -16,6 +19,7 @@ mod balance;
 #[path = "../common/mod.rs"]
 mod common;
 mod foreign;
+mod retries;
 mod two_tier;
 
 use std::collections::BTreeMap;
