@@ -401,3 +401,63 @@ impl Exporter for OtlpExporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<&'static str> {
+        let cfg: OtlpConfig = serde_saphyr::from_str(yaml).expect("parses");
+        cfg.problems().into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn config_problems_name_their_key() {
+        let none: Vec<&str> = Vec::new();
+        assert_eq!(problems("endpoint: http://127.0.0.1:4317\n"), none);
+        assert_eq!(
+            problems(
+                "endpoints: [http://a:4317, http://b:4317]\nbalance: { reroute_after: 30s }\n"
+            ),
+            none
+        );
+        assert_eq!(
+            problems("resolve: { endpoint: http://gw.svc:4317 }\n"),
+            none
+        );
+        assert_eq!(
+            problems(
+                "protocol: http/protobuf\nendpoint: http://h:9997/v1/traces\npinpoint: true\n"
+            ),
+            none
+        );
+        assert_eq!(problems("{}\n"), ["endpoint"]);
+        assert_eq!(
+            problems("endpoint: http://a:1\nendpoints: [http://b:1]\n"),
+            ["endpoint"]
+        );
+        assert_eq!(problems("endpoint: a:4317\n"), ["endpoint"]);
+        assert_eq!(
+            problems("endpoint: http://a:4317/v1/traces\n"),
+            ["endpoint"]
+        );
+        assert_eq!(
+            problems("protocol: http/json\nendpoint: http://a:1\npinpoint: true\n"),
+            ["protocol"]
+        );
+        assert_eq!(
+            problems("protocol: http/protobuf\nresolve: { endpoint: https://gw:4318 }\n"),
+            ["resolve.endpoint"]
+        );
+        assert_eq!(
+            problems("endpoint: http://a:1\nbalance: { virtual_nodes: 0 }\n"),
+            ["balance.virtual_nodes"]
+        );
+        assert_eq!(
+            problems("endpoint: http://a:1\ntls: { cert_file: c.pem }\n"),
+            ["tls.key_file"]
+        );
+        assert_eq!(problems("endpoint: http://a:1\ntimeout: 0s\n"), ["timeout"]);
+        assert!(serde_saphyr::from_str::<OtlpConfig>("endpoint: http://a:1\nbogus: 1\n").is_err());
+    }
+}
