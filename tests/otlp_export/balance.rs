@@ -293,3 +293,100 @@ async fn a_downstream_killed_for_10s_loses_nothing_and_retries_are_counted() {
     );
     gw.shutdown().await;
 }
+
+/// `resolve:` turns a DNS name into endpoints: `localhost` resolves to the downstream's
+/// address (an IPv6 `::1` answer, where a machine gives one, is a dead endpoint here:
+/// `reroute_after` moves its traces to the live one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_name_is_resolved_into_endpoints() {
+    let dir = tmp();
+    let out = dir.path().join("dns.jsonl");
+    let down = crate::file_gateway(&out, 0).await;
+    let port = down.grpc_addr.expect("grpc").port();
+    let gw = crate::common::start(&format!(
+        "receivers:\n  otlp:\n    http: {{ endpoint: 127.0.0.1:0 }}\n\
+         exporters:\n  lb_dns:\n    type: otlp\n    resolve: {{ endpoint: 'http://localhost:{port}', interval: 1s }}\n    balance: {{ reroute_after: 500ms }}\n    batch: {{ timeout: 50ms }}\n    retry: {{ initial: 50ms, max: 200ms }}\n\
+         admin: {{ endpoint: 127.0.0.1:0 }}\nservice: {{ shutdown_grace: 2s }}\n"
+    ))
+    .await;
+    // The first lookup may not have happened yet: the pipeline retries until it has.
+    send_traces(&gw, 1..21, 4).await;
+    let found = crate::wait_spans(&out, 60, Duration::from_secs(20)).await;
+    assert_eq!(found.len(), 60);
+    assert!(
+        metric(
+            &gw,
+            "bridge_otlp_resolve_total",
+            &[("exporter", "lb_dns"), ("outcome", "ok")]
+        )
+        .await
+            >= 1.0
+    );
+    assert!(
+        metric(
+            &gw,
+            "bridge_otlp_endpoints",
+            &[("exporter", "lb_dns"), ("state", "up")]
+        )
+        .await
+            >= 1.0
+    );
+    gw.shutdown().await;
+    down.shutdown().await;
+}
+
+/// With `reroute_after`, a dead downstream's traces go to the next endpoints on the
+/// ring (counted as moved) instead of waiting; still every trace whole on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reroute_after_moves_a_dead_downstreams_traces_whole() {
+    let dir = tmp();
+    let mut downs = three(dir.path()).await;
+    let all: Vec<String> = downs.iter().map(Downstream::endpoint).collect();
+    let gw = crate::common::start(&format!(
+        "receivers:\n  otlp:\n    http: {{ endpoint: 127.0.0.1:0 }}\n\
+         exporters:\n  lb_move:\n    type: otlp\n    endpoints: [{}]\n    balance: {{ reroute_after: 1s }}\n    batch: {{ timeout: 50ms }}\n    retry: {{ initial: 100ms, max: 500ms }}\n\
+         admin: {{ endpoint: 127.0.0.1:0 }}\nservice: {{ shutdown_grace: 2s }}\n",
+        all.join(", ")
+    ))
+    .await;
+    downs[2].kill();
+    let n = 150u64;
+    send_traces(&gw, 1..n + 1, 5).await;
+    let placed = whole(
+        &wait_placed(&downs, 5, 3 * n as usize, Duration::from_secs(20)).await,
+        n,
+    );
+    assert!(
+        placed.values().all(|d| *d != 2),
+        "nothing on the dead downstream"
+    );
+    let moved = metric(
+        &gw,
+        "bridge_otlp_spans_moved_total",
+        &[("exporter", "lb_move"), ("reason", "endpoint_down")],
+    )
+    .await;
+    assert!(
+        moved > 0.0,
+        "the dead downstream's spans were moved and counted"
+    );
+    assert_eq!(
+        metric(
+            &gw,
+            "bridge_exporter_spans_failed_total",
+            &[("exporter", "lb_move")]
+        )
+        .await,
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &gw,
+            "bridge_otlp_endpoints",
+            &[("exporter", "lb_move"), ("state", "down")]
+        )
+        .await,
+        1.0
+    );
+    gw.shutdown().await;
+}
