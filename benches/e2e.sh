@@ -5,6 +5,8 @@
 #   passthrough  null exporter (receive, decode, validate, route, queue, batch)
 #   pinpoint     Pinpoint exporter -> stand-in collector with --blackhole (Node)
 #   zipkin       Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
+#   otlp         OTLP/gRPC, gzip -> Rotel (PyPI `rotel`, from .venv) with --exporter blackhole
+#                (not in the default PIPELINES: PIPELINES="passthrough otlp")
 # it measures, on the gateway process only (never the peers or loadgen):
 #   idle      RSS 2 s after start
 #   steady    RATE spans/s (default 10000) in batches of 100 for DURATION s, default
@@ -82,6 +84,21 @@ start_peers() {
         BENCH_PINPOINT_PORT=$(wait_line "$TMP/collector.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["span"])')
         export BENCH_PINPOINT_PORT
         log "pinpoint stand-in (blackhole) on $BENCH_PINPOINT_PORT"
+    fi
+    if [[ " $PIPELINES " == *" otlp "* ]]; then
+        local rotel
+        rotel=$(ls .venv/lib/*/site-packages/rotel/rotel-agent 2>/dev/null | head -1)
+        [ -x "$rotel" ] || { log "rotel-agent not found: run scripts/setup-test-peers.sh"; exit 1; }
+        export BENCH_ROTEL_PORT=${BENCH_ROTEL_PORT:-14319}
+        taskset -c "$LOAD_CPU" "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$BENCH_ROTEL_PORT" \
+            --otlp-http-endpoint "127.0.0.1:$((BENCH_ROTEL_PORT + 1))" --exporter blackhole \
+            --pid-file "$TMP/rotel.pid" --log-file "$TMP/rotel.log" >/dev/null 2>&1 &
+        PEERS+=($!)
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_ROTEL_PORT") 2>/dev/null && break
+            sleep 0.1
+        done
+        log "rotel (blackhole) on $BENCH_ROTEL_PORT"
     fi
     if [[ " $PIPELINES " == *" zipkin "* ]]; then
         taskset -c "$LOAD_CPU" python3 benches/sink.py --port 0 >"$TMP/sink.out" &
@@ -227,7 +244,7 @@ lines = [
     "| pipeline | idle RSS MiB | CPU % of a core @ steady | RSS avg / max MiB @ steady (VmHWM) | spans per CPU-second @ steady | latency p50 / p99 ms | saturation: exported spans/s (CPU %) | spans per CPU-second @ saturation | refused / errors (sat.) |",
     "|---|---|---|---|---|---|---|---|---|",
 ]
-for p in ["passthrough", "pinpoint", "zipkin"]:
+for p in ["passthrough", "pinpoint", "zipkin", "otlp"]:
     idle, st, la, sa = get(p, "idle"), get(p, "steady"), get(p, "latency"), get(p, "saturate")
     if not st:
         continue
@@ -236,7 +253,7 @@ for p in ["passthrough", "pinpoint", "zipkin"]:
         f"| {f(la and la['latency_p50_ms'], 3)} / {f(la and la['latency_p99_ms'], 3)} "
         f"| {f(sa and sa['sent_per_s'], 0)} ({f(sa and sa['cpu_pct'], 0)}) | {f(sa and sa['spans_per_cpu_s'], 0)} "
         f"| {sa and sa['loadgen']['refused']} / {sa and sa['loadgen']['errors']} |")
-for p in ["pinpoint", "zipkin"]:
+for p in ["pinpoint", "zipkin", "otlp"]:
     ratios = []
     for phase in ["steady", "saturate"]:
         b, s = get("passthrough", phase), get(p, phase)

@@ -151,6 +151,23 @@ pub const MEMORY_LIMIT: &str = "bridge_memory_limit_bytes";
 pub const QUEUE_BYTES: &str = "bridge_queue_bytes";
 /// Queue capacity in bytes per exporter (`queue.max_bytes`).
 pub const QUEUE_CAPACITY_BYTES: &str = "bridge_queue_capacity_bytes";
+/// `otlp` exporter: spans delivered by balanced endpoint workers, per `exporter`.
+pub const OTLP_DELIVERED: &str = "bridge_otlp_delivered_spans_total";
+/// `otlp` exporter: spans moved to another endpoint, per `exporter` and `reason`
+/// (`membership`: their endpoint left; `endpoint_down`: it failed `reroute_after`).
+pub const OTLP_SPANS_MOVED: &str = "bridge_otlp_spans_moved_total";
+/// `otlp` exporter: rebuilds of the trace-id ring, per `exporter`.
+pub const OTLP_RING_CHANGES: &str = "bridge_otlp_ring_changes_total";
+/// `otlp` exporter: endpoints per `exporter` and `state` (`up`, `down`).
+pub const OTLP_ENDPOINTS: &str = "bridge_otlp_endpoints";
+/// `otlp` exporter: spans queued or in flight in the endpoint queues, per `exporter`.
+pub const OTLP_ENDPOINT_QUEUE: &str = "bridge_otlp_endpoint_queue_spans";
+/// `otlp` exporter: DNS resolutions of `resolve`, per `exporter` and `outcome`
+/// (`ok`, `empty`, `error`).
+pub const OTLP_RESOLVE: &str = "bridge_otlp_resolve_total";
+/// `otlp` exporter (Pinpoint option): spans whose invalid `trace_state` was left as it
+/// was (no `pp` written), per `exporter`.
+pub const OTLP_BAD_TRACE_STATE: &str = "bridge_otlp_bad_trace_state_spans_total";
 
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -333,6 +350,19 @@ fn describe() {
         QUEUE_CAPACITY_BYTES,
         "Queue capacity in bytes per exporter."
     );
+    describe_counter!(
+        OTLP_DELIVERED,
+        "Spans delivered by balanced OTLP endpoints."
+    );
+    describe_counter!(OTLP_SPANS_MOVED, "Spans moved to another OTLP endpoint.");
+    describe_counter!(OTLP_RING_CHANGES, "Rebuilds of the trace-id ring.");
+    describe_gauge!(OTLP_ENDPOINTS, "Balanced OTLP endpoints, up or down.");
+    describe_gauge!(OTLP_ENDPOINT_QUEUE, "Spans in the OTLP endpoint queues.");
+    describe_counter!(OTLP_RESOLVE, "DNS resolutions of balanced OTLP endpoints.");
+    describe_counter!(
+        OTLP_BAD_TRACE_STATE,
+        "Spans whose invalid trace_state got no pp entry."
+    );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");
@@ -464,6 +494,32 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
                     counter!(EXPORTER_PROFILES_FAILED, "exporter" => x.clone(), "reason" => reason)
                         .increment(0);
                 }
+            }
+            ExporterKind::Otlp(o) => {
+                for reason in ["partial_success"] {
+                    counter!(EXPORTER_SPANS_REJECTED, "exporter" => x.clone(), "reason" => reason)
+                        .increment(0);
+                }
+                if o.endpoint.is_none() {
+                    counter!(OTLP_DELIVERED, "exporter" => x.clone()).increment(0);
+                    for reason in ["membership", "endpoint_down"] {
+                        counter!(OTLP_SPANS_MOVED, "exporter" => x.clone(), "reason" => reason)
+                            .increment(0);
+                    }
+                    counter!(OTLP_RING_CHANGES, "exporter" => x.clone()).increment(0);
+                    for state in ["up", "down"] {
+                        gauge!(OTLP_ENDPOINTS, "exporter" => x.clone(), "state" => state)
+                            .increment(0.0);
+                    }
+                    gauge!(OTLP_ENDPOINT_QUEUE, "exporter" => x.clone()).increment(0.0);
+                }
+                if o.resolve.is_some() {
+                    for outcome in ["ok", "empty", "error"] {
+                        counter!(OTLP_RESOLVE, "exporter" => x.clone(), "outcome" => outcome)
+                            .increment(0);
+                    }
+                }
+                counter!(OTLP_BAD_TRACE_STATE, "exporter" => x.clone()).increment(0);
             }
             ExporterKind::File(_) | ExporterKind::Null => {}
         }

@@ -100,6 +100,7 @@ fn every_exporter(dead: u16) -> String {
          \x20 zipkin: {{ type: zipkin, endpoint: 'http://127.0.0.1:{dead}/api/v2/spans' }}\n\
          \x20 pinpoint: {{ type: pinpoint, host: 127.0.0.1, agent_port: {dead}, span_port: {dead} }}\n\
          \x20 pyroscope: {{ type: pyroscope, endpoint: 'http://127.0.0.1:{dead}' }}\n\
+         \x20 otlp: {{ type: otlp, resolve: {{ endpoint: 'http://localhost:{dead}' }} }}\n\
          ids: {{ store: {{ type: redis, url: 'redis://127.0.0.1:{dead}/0' }} }}\n\
          routes:\n\
          \x20 - {{ name: health, match: {{ span_name: {{ glob: 'GET /health*' }} }}, drop: true }}\n"

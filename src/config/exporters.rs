@@ -19,6 +19,7 @@ pub enum ExporterKind {
     Pinpoint(Box<crate::exporter::pinpoint::PinpointConfig>),
     Pyroscope(Box<crate::exporter::pyroscope::PyroscopeConfig>),
     Null,
+    Otlp(Box<crate::exporter::otlp::OtlpConfig>),
     Zipkin(crate::exporter::zipkin::ZipkinConfig),
 }
 
@@ -33,6 +34,11 @@ impl ExporterKind {
             Self::Pyroscope(p) => p.endpoint.clone(),
             Self::Zipkin(z) => z.endpoint.clone(),
             Self::Null => "nowhere (null)".to_owned(),
+            Self::Otlp(o) => match (&o.endpoint, &o.resolve) {
+                (Some(e), _) => e.clone(),
+                (None, Some(r)) => format!("{} (resolved)", r.endpoint),
+                (None, None) => o.endpoints.join(", "),
+            },
         }
     }
 }
@@ -47,7 +53,14 @@ struct CommonExporterKeys {
 }
 
 const COMMON_EXPORTER_KEYS: &[&str] = &["type", "queue", "batch", "retry"];
-const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "pyroscope", "null (or nop)"];
+const EXPORTER_TYPES: &[&str] = &[
+    "file",
+    "pinpoint",
+    "zipkin",
+    "pyroscope",
+    "otlp",
+    "null (or nop)",
+];
 
 /// `exporters.<name>.queue:`: the bounded queue in front of one exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +215,9 @@ fn exporter(
             "zipkin" => section(Value::Object(own), path, errors).map(ExporterKind::Zipkin),
             "pyroscope" => section(Value::Object(own), path, errors)
                 .map(|c| ExporterKind::Pyroscope(Box::new(c))),
+            "otlp" => {
+                section(Value::Object(own), path, errors).map(|c| ExporterKind::Otlp(Box::new(c)))
+            }
             "null" | "nop" => {
                 if let Some(k) = own.keys().next() {
                     errors.push(err(
@@ -240,6 +256,11 @@ fn exporter(
     }
     if let ExporterKind::Zipkin(z) = &kind {
         for (key, message) in z.problems() {
+            errors.push(err(&join(path, key), message));
+        }
+    }
+    if let ExporterKind::Otlp(o) = &kind {
+        for (key, message) in o.problems() {
             errors.push(err(&join(path, key), message));
         }
     }

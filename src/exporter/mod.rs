@@ -7,6 +7,7 @@
 pub mod file;
 pub mod http;
 pub mod null;
+pub mod otlp;
 pub mod pinpoint;
 pub mod pyroscope;
 pub mod zipkin;
@@ -103,6 +104,7 @@ impl ExporterKind {
             Self::Pinpoint(_) => "pinpoint",
             Self::Pyroscope(_) => "pyroscope",
             Self::Null => "null",
+            Self::Otlp(_) => "otlp",
             Self::Zipkin(_) => "zipkin",
         }
     }
@@ -147,6 +149,10 @@ pub async fn start(
         }
         ExporterKind::Pyroscope(p) => {
             let e = pyroscope::PyroscopeExporter::new(&cfg.name, p, &cfg.retry).map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Otlp(o) => {
+            let e = otlp::build(&cfg.name, o, &cfg.batch, &cfg.retry).map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),
