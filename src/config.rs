@@ -51,6 +51,8 @@ pub struct Config {
     pub ids: CacheConfig,
     /// `routes:` and `default_route:`.
     pub routing: RoutingConfig,
+    /// `proxy:`: the header-translating sidecar proxy; absent = none.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -283,6 +285,19 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         &mut errors,
     );
 
+    let proxy = match top.remove("proxy").filter(|v| !v.is_null()) {
+        Some(v) => section::<crate::proxy::ProxyConfig>(v, "proxy", &mut errors),
+        None => None,
+    };
+    for (path, message) in proxy.iter().flat_map(crate::proxy::ProxyConfig::validate) {
+        let path = if path.is_empty() {
+            "proxy".to_owned()
+        } else {
+            join("proxy", &path)
+        };
+        errors.push(err(&path, message));
+    }
+
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
     }
@@ -315,6 +330,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 service,
                 ids,
                 routing,
+                proxy,
             })
         }
         _ => Err(errors),
@@ -330,6 +346,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "service",
     "ids",
+    "proxy",
 ];
 
 fn err(path: &str, message: impl Into<String>) -> ConfigError {

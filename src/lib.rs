@@ -13,6 +13,7 @@ pub mod exporter;
 pub mod ids;
 pub mod loadgen;
 pub mod pipeline;
+pub mod proxy;
 pub mod receiver;
 pub mod selfmetrics;
 pub mod testdata;
