@@ -230,5 +230,113 @@ async fn pinpoint_agent_and_otel_service_link_both_ways_through_the_proxy() {
             assert!(metrics.contains(want), "missing {want}:\n{metrics}");
         }
     }
-    let _ = run_python;
+}
+
+/// A chain of OTel services, each with its own sidecar process (proxy + bridge, no
+/// shared store): the caller's egress forwards to the callee's ingress.
+struct Chain {
+    sidecars: Vec<Sidecar>,
+    services: Vec<proxy_support::Proc>,
+    /// Ingress port of each service.
+    ingress: Vec<u16>,
+    /// Egress port of each service.
+    egress: Vec<u16>,
+}
+
+async fn chain(standin: &StandIn, mode: &str, names: &[&str]) -> Chain {
+    let n = names.len();
+    let svc: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let ingress: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let egress: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let mut sidecars = Vec::new();
+    let mut services = Vec::new();
+    for i in 0..n {
+        let mut yaml = format!(
+            "  application_name: {}\n  ingress: {{ listen: 127.0.0.1:{}, upstream: 127.0.0.1:{} }}\n",
+            names[i], ingress[i], svc[i]
+        );
+        if i + 1 < n {
+            yaml.push_str(&format!(
+                "  egress: {{ listen: 127.0.0.1:{}, upstream: 127.0.0.1:{} }}\n",
+                egress[i],
+                ingress[i + 1]
+            ));
+        }
+        let sidecar = Sidecar::start(standin.port, &yaml).await;
+        // For gRPC the server span's address is what the caller dialed: its egress.
+        let public = if i == 0 { ingress[0] } else { egress[i - 1] };
+        services.push(python_service(
+            mode,
+            names[i],
+            svc[i],
+            sidecar.otlp,
+            (i + 1 < n).then_some(egress[i]),
+            Some(public),
+        ));
+        sidecars.push(sidecar);
+    }
+    Chain {
+        sidecars,
+        services,
+        ingress,
+        egress,
+    }
+}
+
+/// Three OTel services, each with its own sidecar and no shared store, link with 0
+/// UNKNOWN: every egress writes `ppb` `ps`/`sp`, which the callee's bridge reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_otel_services_with_own_sidecars_link_without_a_shared_store() {
+    let standin = StandIn::start();
+    let mut c = chain(&standin, "http", &["svc-a", "svc-b", "svc-c"]).await;
+    let body = http_get(&format!("http://127.0.0.1:{}/hop?depth=2", c.ingress[0])).await;
+    assert_eq!(
+        body,
+        "hello from svc-a <- hello from svc-b <- hello from svc-c"
+    );
+    for s in &mut c.services {
+        s.finish(Duration::from_secs(10));
+    }
+    let report = standin.wait_calltree(3, Duration::from_secs(30)).await;
+    assert_linked(
+        &standin,
+        &report,
+        1,
+        &[("svc-a", "svc-b"), ("svc-b", "svc-c")],
+    )
+    .await;
+    let b = c.sidecars[1].metrics().await;
+    assert!(
+        b.contains("bridge_proxy_egress_segments_total{source=\"confirmed\"} 1"),
+        "{b}"
+    );
+    let _ = &c.egress;
+}
+
+/// gRPC (h2c) through the proxy: an OTel gRPC client and server (grpcio, propagation
+/// by the SDK's propagator in the metadata), each with its own sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_between_otel_services_links_through_the_proxy() {
+    let standin = StandIn::start();
+    let mut c = chain(&standin, "grpc", &["grpc-a", "grpc-b"]).await;
+    let out = run_python(
+        "proxy_grpc_call.py",
+        &[
+            "--target",
+            &format!("127.0.0.1:{}", c.ingress[0]),
+            "--depth",
+            "1",
+        ],
+    );
+    assert_eq!(out.trim(), "hello from grpc-a <- hello from grpc-b");
+    for s in &mut c.services {
+        s.finish(Duration::from_secs(10));
+    }
+    let report = standin.wait_calltree(2, Duration::from_secs(30)).await;
+    assert_linked(&standin, &report, 1, &[("grpc-a", "grpc-b")]).await;
+    let a = c.sidecars[0].metrics().await;
+    assert!(
+        a.contains("bridge_proxy_requests_total{listener=\"egress\",outcome=\"2xx\"} 1"),
+        "{a}"
+    );
 }
