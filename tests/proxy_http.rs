@@ -227,3 +227,37 @@ async fn bodies_stream_untouched_and_upgrades_are_spliced() {
     assert_eq!(&back, b"ping over the upgraded connection");
     gw.shutdown().await;
 }
+
+/// Egress without `upstream` is a forward proxy: an absolute-form request goes to the
+/// URI's host:port, which is also what `Pinpoint-Host` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_without_upstream_forwards_to_the_absolute_uri() {
+    let upstream = echo_upstream().await;
+    let gw = common::start(
+        "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  none:\n    type: null\n\
+         admin: { endpoint: 127.0.0.1:0 }\nservice: { shutdown_grace: 2s }\n\
+         proxy:\n  application_name: svc\n  egress: { listen: 127.0.0.1:0 }\n",
+    )
+    .await;
+    let egress = gw.proxy_egress_addr.expect("egress");
+    let mut s = tokio::net::TcpStream::connect(egress)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET http://{upstream}/x HTTP/1.1\r\nHost: {upstream}\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let seen: serde_json::Value = serde_json::from_str(body).expect("json");
+    assert_eq!(seen["pinpoint-host"], upstream.to_string());
+    assert_eq!(seen["pinpoint-pappname"], "svc");
+    assert_eq!(
+        seen["pinpoint-traceid"],
+        "otel^790211418057950173^-8914616934935285348"
+    );
+    gw.shutdown().await;
+}
