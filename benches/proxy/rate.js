@@ -6,7 +6,7 @@
 'use strict'
 const http = require('http')
 const [url, rate, seconds] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
 const lat = []
 let sent = 0; let ok = 0; let errors = 0
 const total = rate * seconds
@@ -28,7 +28,7 @@ function one () {
 function tick () {
   const due = Math.min(total, Math.floor(Number(process.hrtime.bigint() - start) / 1e9 * rate))
   while (sent < due) { sent++; one() }
-  if (sent < total) setImmediate(tick)
+  if (sent < total) setTimeout(tick, 1)
 }
 function done () {
   lat.sort((a, b) => a - b)

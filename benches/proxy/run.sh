@@ -42,6 +42,9 @@ for name in direct proxy; do
     node benches/proxy/rate.js "http://127.0.0.1:$port/x" 1000 2 >/dev/null   # warm-up
     echo "latency_at_1000rps $name $(node benches/proxy/rate.js "http://127.0.0.1:$port/x" 1000 "$secs")"
 done
+# The proxy's own view (warm-up and measured run together): time it added per request.
+curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^bridge_proxy_added_latency_seconds_(bucket|sum|count)'
+
 for name in direct proxy; do
     port=$up; [[ $name == proxy ]] && port=$ing
     before=$(cpu)
