@@ -28,6 +28,12 @@ pub struct Running {
     pub http_addr: Option<SocketAddr>,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
+    /// Bound sidecar proxy ingress address, if `proxy.ingress` is configured.
+    pub proxy_ingress_addr: Option<SocketAddr>,
+    /// Bound sidecar proxy egress address, if `proxy.egress` is configured.
+    pub proxy_egress_addr: Option<SocketAddr>,
+    stop_proxy: watch::Sender<bool>,
+    proxy: Vec<JoinHandle<()>>,
     grace: Duration,
     ready: Arc<AtomicBool>,
     pipeline: Arc<Pipeline>,
@@ -145,6 +151,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_addr = Some(addr);
     }
 
+    let (stop_proxy, stop_proxy_rx) = watch::channel(false);
+    let proxy = match &config.proxy {
+        Some(p) => {
+            let mut names = Vec::new();
+            if p.ingress.is_some() {
+                names.push("ingress");
+            }
+            if p.egress.is_some() {
+                names.push("egress");
+            }
+            selfmetrics::register_proxy(&names);
+            crate::proxy::start(p, &stop_proxy_rx).await?
+        }
+        None => crate::proxy::RunningProxy {
+            ingress_addr: None,
+            egress_addr: None,
+            tasks: Vec::new(),
+        },
+    };
+
     let ready = Arc::new(AtomicBool::new(false));
     let admin_options = Options::new(
         "admin",
@@ -194,6 +220,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_addr,
         http_addr,
         admin_addr,
+        proxy_ingress_addr: proxy.ingress_addr,
+        proxy_egress_addr: proxy.egress_addr,
+        stop_proxy,
+        proxy: proxy.tasks,
         grace: config.service.shutdown_grace,
         ready,
         pipeline,
@@ -234,7 +264,8 @@ impl Running {
             "shutting down: no longer accepting"
         );
         let _ = self.stop_receivers.send(true);
-        for r in self.receivers {
+        let _ = self.stop_proxy.send(true);
+        for r in self.receivers.into_iter().chain(self.proxy) {
             let abort = r.abort_handle();
             if tokio::time::timeout_at(deadline, r).await.is_err() {
                 tracing::warn!("a receiver did not finish its in-flight requests in time");

@@ -57,6 +57,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// `memory:`: the process-wide soft memory limit.
     pub memory: crate::memory::MemoryConfig,
+    /// `proxy:`: the header-translating sidecar proxy; absent = none.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -387,6 +389,19 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         &mut errors,
     );
 
+    let proxy = match top.remove("proxy").filter(|v| !v.is_null()) {
+        Some(v) => section::<crate::proxy::ProxyConfig>(v, "proxy", &mut errors),
+        None => None,
+    };
+    for (path, message) in proxy.iter().flat_map(crate::proxy::ProxyConfig::validate) {
+        let path = if path.is_empty() {
+            "proxy".to_owned()
+        } else {
+            join("proxy", &path)
+        };
+        errors.push(err(&path, message));
+    }
+
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
     }
@@ -423,6 +438,14 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             .and_then(|r| r.otlp.http.as_ref())
             .map(|l| l.endpoint.as_str()),
         admin: admin.as_ref().map(|a| a.endpoint.as_str()),
+        proxy_ingress: proxy
+            .as_ref()
+            .and_then(|p| p.ingress.as_ref())
+            .map(|l| l.listen.as_str()),
+        proxy_egress: proxy
+            .as_ref()
+            .and_then(|p| p.egress.as_ref())
+            .map(|l| l.listen.as_str()),
     };
     checks::listener_conflicts(&checks::listeners(&listeners), &mut errors);
     if let Some(s) = &service
@@ -447,6 +470,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 ids,
                 routing,
                 memory,
+                proxy,
             })
         }
         _ => Err(errors),
@@ -463,6 +487,7 @@ const SECTIONS: &[&str] = &[
     "service",
     "ids",
     "memory",
+    "proxy",
 ];
 
 fn err(path: &str, message: impl Into<String>) -> ConfigError {

@@ -15,6 +15,7 @@ pub mod listener;
 pub mod loadgen;
 pub mod memory;
 pub mod pipeline;
+pub mod proxy;
 pub mod receiver;
 pub mod selfmetrics;
 pub mod testdata;

@@ -168,6 +168,28 @@ pub const OTLP_RESOLVE: &str = "bridge_otlp_resolve_total";
 /// `otlp` exporter (Pinpoint option): spans whose invalid `trace_state` was left as it
 /// was (no `pp` written), per `exporter`.
 pub const OTLP_BAD_TRACE_STATE: &str = "bridge_otlp_bad_trace_state_spans_total";
+/// Sidecar proxy requests, per `listener` (`ingress`, `egress`) and `outcome` (status
+/// class `2xx`..., or `timeout`, `upstream_error`, `bad_request`).
+pub const PROXY_REQUESTS: &str = "bridge_proxy_requests_total";
+/// Sidecar proxy body bytes, per `listener` and `direction` (`request`, `response`).
+pub const PROXY_BYTES: &str = "bridge_proxy_bytes_total";
+/// Sidecar proxy time to the upstream's response headers, per `listener`.
+pub const PROXY_REQUEST_DURATION: &str = "bridge_proxy_request_duration_seconds";
+/// The part of [`PROXY_REQUEST_DURATION`] the proxy itself added (everything but the
+/// wait for the upstream), per `listener`.
+pub const PROXY_ADDED_LATENCY: &str = "bridge_proxy_added_latency_seconds";
+/// Open client connections of a proxy listener, per `listener`.
+pub const PROXY_CONNECTIONS: &str = "bridge_proxy_connections";
+/// What the proxy did with a request's trace headers, per `listener` and `action`
+/// (`pinpoint_to_w3c`, `w3c_to_pinpoint`, `w3c_kept`, `started`, `none`, `bad`).
+pub const PROXY_TRACE_HEADERS: &str = "bridge_proxy_trace_headers_total";
+/// Trace headers the proxy could not read (the request is forwarded anyway), per
+/// `listener` and `reason` (`traceparent`, `tracestate`, `b3`, `pinpoint`, `pp`, `ppb`,
+/// `duplicate_header`, `not_text`, `other`).
+pub const PROXY_BAD_TRACE_HEADERS: &str = "bridge_proxy_bad_trace_headers_total";
+/// How the egress found the calling segment (`Pinpoint-pSpanID`), per `source`
+/// (`confirmed`, `single`, `tracestate_only`; undecidable: `ambiguous`, `unknown`).
+pub const PROXY_EGRESS_SEGMENTS: &str = "bridge_proxy_egress_segments_total";
 
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -179,6 +201,12 @@ const DURATION_BUCKETS: &[f64] = &[
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
+];
+
+/// Buckets for [`PROXY_ADDED_LATENCY`]: 10 µs to 100 ms.
+const PROXY_LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -198,6 +226,12 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(PIPELINE_LATENCY.to_owned()),
                         LATENCY_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(PROXY_ADDED_LATENCY.to_owned()),
+                        PROXY_LATENCY_BUCKETS,
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -362,6 +396,38 @@ fn describe() {
     describe_counter!(
         OTLP_BAD_TRACE_STATE,
         "Spans whose invalid trace_state got no pp entry."
+    );
+    describe_counter!(
+        PROXY_REQUESTS,
+        "Sidecar proxy requests, by listener and outcome."
+    );
+    describe_counter!(
+        PROXY_BYTES,
+        "Sidecar proxy body bytes, by listener and direction."
+    );
+    describe_histogram!(
+        PROXY_REQUEST_DURATION,
+        "Sidecar proxy time to the upstream's response headers."
+    );
+    describe_histogram!(
+        PROXY_ADDED_LATENCY,
+        "Time the sidecar proxy added to a request (upstream wait excluded)."
+    );
+    describe_gauge!(
+        PROXY_CONNECTIONS,
+        "Open client connections per proxy listener."
+    );
+    describe_counter!(
+        PROXY_TRACE_HEADERS,
+        "What the proxy did with a request's trace headers."
+    );
+    describe_counter!(
+        PROXY_BAD_TRACE_HEADERS,
+        "Unreadable trace headers, by reason (the request is still forwarded)."
+    );
+    describe_counter!(
+        PROXY_EGRESS_SEGMENTS,
+        "How the egress found the calling segment for Pinpoint-pSpanID."
     );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
@@ -530,5 +596,54 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
     }
     for outcome in ["ok", "invalid"] {
         counter!(TRANSLATE_REQUESTS, "outcome" => outcome).increment(0);
+    }
+}
+
+/// Registers, at zero, the sidecar proxy's documented series for its `listeners`
+/// (`ingress`, `egress`).
+pub fn register_proxy(listeners: &[&'static str]) {
+    use metrics::{counter, gauge, histogram};
+    for &l in listeners {
+        for outcome in [
+            "2xx",
+            "3xx",
+            "4xx",
+            "5xx",
+            "timeout",
+            "upstream_error",
+            "bad_request",
+        ] {
+            counter!(PROXY_REQUESTS, "listener" => l, "outcome" => outcome).increment(0);
+        }
+        for direction in ["request", "response"] {
+            counter!(PROXY_BYTES, "listener" => l, "direction" => direction).increment(0);
+        }
+        let _ = histogram!(PROXY_REQUEST_DURATION, "listener" => l);
+        let _ = histogram!(PROXY_ADDED_LATENCY, "listener" => l);
+        gauge!(PROXY_CONNECTIONS, "listener" => l).increment(0.0);
+        for action in [
+            "pinpoint_to_w3c",
+            "w3c_to_pinpoint",
+            "w3c_kept",
+            "started",
+            "none",
+            "bad",
+        ] {
+            counter!(PROXY_TRACE_HEADERS, "listener" => l, "action" => action).increment(0);
+        }
+        for reason in ["traceparent", "tracestate", "b3", "pinpoint", "pp", "ppb"] {
+            counter!(PROXY_BAD_TRACE_HEADERS, "listener" => l, "reason" => reason).increment(0);
+        }
+    }
+    if listeners.contains(&"egress") {
+        for source in [
+            "confirmed",
+            "single",
+            "tracestate_only",
+            "ambiguous",
+            "unknown",
+        ] {
+            counter!(PROXY_EGRESS_SEGMENTS, "source" => source).increment(0);
+        }
     }
 }

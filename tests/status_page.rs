@@ -102,6 +102,10 @@ fn every_exporter(dead: u16) -> String {
          \x20 pyroscope: {{ type: pyroscope, endpoint: 'http://127.0.0.1:{dead}' }}\n\
          \x20 otlp: {{ type: otlp, resolve: {{ endpoint: 'http://localhost:{dead}' }} }}\n\
          ids: {{ store: {{ type: redis, url: 'redis://127.0.0.1:{dead}/0' }} }}\n\
+         proxy:\n\
+         \x20 application_name: status\n\
+         \x20 ingress: {{ listen: '127.0.0.1:0', upstream: '127.0.0.1:{dead}' }}\n\
+         \x20 egress: {{ listen: '127.0.0.1:0' }}\n\
          routes:\n\
          \x20 - {{ name: health, match: {{ span_name: {{ glob: 'GET /health*' }} }}, drop: true }}\n"
     )

@@ -16,6 +16,12 @@ pub(super) fn listeners(c: &PartialListeners<'_>) -> Vec<(&'static str, String)>
     if let Some(a) = c.admin {
         out.push(("admin.endpoint", a.to_owned()));
     }
+    if let Some(i) = c.proxy_ingress {
+        out.push(("proxy.ingress.listen", i.to_owned()));
+    }
+    if let Some(e) = c.proxy_egress {
+        out.push(("proxy.egress.listen", e.to_owned()));
+    }
     out
 }
 
@@ -25,6 +31,8 @@ pub(super) struct PartialListeners<'a> {
     pub grpc: Option<&'a str>,
     pub http: Option<&'a str>,
     pub admin: Option<&'a str>,
+    pub proxy_ingress: Option<&'a str>,
+    pub proxy_egress: Option<&'a str>,
 }
 
 /// Reports each listener whose address collides with an earlier one: the same port on
