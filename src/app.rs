@@ -27,6 +27,8 @@ pub struct Running {
     pub http_addr: Option<SocketAddr>,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
+    /// Bound Pinpoint receiver addresses (agent, stat, span), if enabled.
+    pub pinpoint_addrs: Option<[SocketAddr; 3]>,
     grace: Duration,
     ready: Arc<AtomicBool>,
     pipeline: Arc<Pipeline>,
@@ -116,6 +118,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bound.push(("otlp_http", addr));
         http_addr = Some(addr);
     }
+    let mut pinpoint_addrs = None;
+    if let Some(p) = &config.receivers.pinpoint {
+        let rx = stop_receivers_rx.clone();
+        let started = crate::receiver::pinpoint::start(p, Arc::clone(&pipeline), move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        })
+        .await?;
+        bound.push(("pinpoint_agent", started.agent_addr));
+        bound.push(("pinpoint_stat", started.stat_addr));
+        bound.push(("pinpoint_span", started.span_addr));
+        pinpoint_addrs = Some([started.agent_addr, started.stat_addr, started.span_addr]);
+        receivers.extend(started.tasks);
+    }
 
     let ready = Arc::new(AtomicBool::new(false));
     let listener = bind(&config.admin.endpoint, "admin").await?;
@@ -142,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_addr,
         http_addr,
         admin_addr,
+        pinpoint_addrs,
         grace: config.service.shutdown_grace,
         ready,
         pipeline,

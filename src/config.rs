@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 mod env;
 mod exporters;
+mod pinpoint_loop;
 mod routes;
 mod units;
 
@@ -28,8 +29,7 @@ use exporters::read_exporters;
 pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConfig, RetryConfig};
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
-use units::de_bytes;
-pub use units::{de_duration, parse_bytes, parse_duration};
+pub use units::{de_bytes, de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
 use crate::pipeline::router::{DEFAULT_ROUTE, RouteOverrides};
@@ -58,6 +58,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ReceiversConfig {
     pub otlp: OtlpReceiverConfig,
+    /// `receivers.pinpoint:`: Pinpoint agents in (absent: off).
+    #[serde(default)]
+    pub pinpoint: Option<crate::receiver::pinpoint::PinpointReceiverConfig>,
 }
 
 /// `receivers.otlp:`.
@@ -285,6 +288,9 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
+        if let Some(p) = &r.pinpoint {
+            pinpoint_loop::check(p, &exporters, &routing, &mut errors);
+        }
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
@@ -396,6 +402,18 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
             "receivers.otlp.http.endpoint",
             "same address as the grpc receiver",
         ));
+    }
+    if let Some(p) = &r.pinpoint {
+        for (key, message) in p.problems() {
+            errors.push(err(&join("receivers.pinpoint", &key), message));
+        }
+        for (key, e) in [
+            ("agent_endpoint", &p.agent_endpoint),
+            ("stat_endpoint", &p.stat_endpoint),
+            ("span_endpoint", &p.span_endpoint),
+        ] {
+            check_endpoint(e, &join("receivers.pinpoint", key), errors);
+        }
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(

@@ -5,6 +5,7 @@
 
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod pinpoint;
 pub mod profiles;
 
 use std::fmt::Write as _;
