@@ -185,9 +185,23 @@ async fn real_agents_tee_and_convert_into_one_trace_per_transaction() {
     );
     let summary: Vec<String> = zspans
         .iter()
-        .map(|z| format!("{} {} {:?} {} {}", z["traceId"], z["id"], z["parentId"], service(z), z["name"]))
+        .map(|z| {
+            format!(
+                "{} {} {:?} {} {}",
+                z["traceId"],
+                z["id"],
+                z["parentId"],
+                service(z),
+                z["name"]
+            )
+        })
         .collect();
-    assert_eq!(tx_traces.len(), 4, "{trace_of_tx:#?}\n{}", summary.join("\n"));
+    assert_eq!(
+        tx_traces.len(),
+        4,
+        "{trace_of_tx:#?}\n{}",
+        summary.join("\n")
+    );
 
     // Every parent/child link intact: each parent is in the same trace.
     for z in &zspans {
