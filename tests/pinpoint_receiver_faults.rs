@@ -169,7 +169,10 @@ async fn upstream_down_for_20s_agents_keep_streaming_and_drops_are_counted() {
 
 /// A raw gRPC upstream: records (path, headers, message bytes), answers OK with no message.
 #[derive(Clone, Default)]
-struct RawUpstream(Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>);
+struct RawUpstream(Arc<Mutex<Vec<Forwarded>>>);
+
+/// One call the upstream got: path, headers, message bytes.
+type Forwarded = (String, HeaderMap, Vec<u8>);
 
 async fn start_raw_upstream() -> (u16, RawUpstream) {
     let rec = RawUpstream::default();

@@ -182,7 +182,7 @@ where
         let receiver = Arc::clone(&self.receiver);
         Box::pin(async move {
             let Some(method) = method else {
-                return Ok(Status::unimplemented("unknown method").into_http());
+                return Ok(status_for(&CallError::UnknownMethod).into_http());
             };
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -210,9 +210,35 @@ fn result_ok() -> Bytes {
     )
 }
 
-fn decode_error(receiver: &Receiver, method: Method, e: &prost::DecodeError) -> Status {
+/// Why a call fails as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// A required header is missing or invalid (the collector's message).
+    #[error("{0}")]
+    Headers(String),
+    /// A message is not valid protobuf for its method.
+    #[error("Invalid protobuf byte sequence: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// A method this listener does not serve.
+    #[error("unknown method")]
+    UnknownMethod,
+    /// A unary call without its message.
+    #[error("Missing request message.")]
+    MissingMessage,
+}
+
+/// The one mapping from [`CallError`] to a gRPC status, as the collector answers.
+fn status_for(error: &CallError) -> Status {
+    match error {
+        CallError::Headers(m) => Status::invalid_argument(m.clone()),
+        CallError::Malformed(_) | CallError::MissingMessage => Status::internal(error.to_string()),
+        CallError::UnknownMethod => Status::unimplemented(error.to_string()),
+    }
+}
+
+fn decode_error(receiver: &Receiver, method: Method, e: prost::DecodeError) -> Status {
     receiver.count_invalid(method, "malformed");
-    Status::internal(format!("Invalid protobuf byte sequence: {e}"))
+    status_for(&CallError::Malformed(e))
 }
 
 async fn handle(
@@ -226,7 +252,7 @@ async fn handle(
         Err(message) => {
             metrics::counter!(m::PINPOINT_RECEIVER_CALLS_REJECTED, "method" => method.name(), "reason" => "headers")
                 .increment(1);
-            return Err(Status::invalid_argument(message));
+            return Err(status_for(&CallError::Headers(message)));
         }
     };
     let forward = receiver
@@ -242,7 +268,7 @@ async fn handle(
         _ => {
             let message = match stream.message().await? {
                 Some(m) => m,
-                None => return Err(Status::internal("Missing request message.")),
+                None => return Err(status_for(&CallError::MissingMessage)),
             };
             if let Some(f) = &forward {
                 f.send(&message);
@@ -259,7 +285,7 @@ fn unary(
     h: &AgentHeaders,
     message: &Bytes,
 ) -> Result<Bytes, Status> {
-    let bad = |e: prost::DecodeError| decode_error(receiver, method, &e);
+    let bad = |e: prost::DecodeError| decode_error(receiver, method, e);
     let key = h.key();
     let store = &receiver.converter.meta;
     let stored = match method {
@@ -293,8 +319,9 @@ fn unary(
             let batch = PSpanMessageBatch::decode(message.as_ref()).map_err(bad)?;
             let mut rejected = 0i64;
             let mut reasons = String::new();
+            let agent: Arc<super::hold::AgentContext> = h.clone().into();
             for msg in batch.span {
-                if let Err(e) = receiver.converter.submit(&h.clone().into(), msg) {
+                if let Err(e) = receiver.converter.submit(&agent, msg) {
                     receiver.count_invalid(method, e.label());
                     if rejected < 5 {
                         if !reasons.is_empty() {
@@ -347,11 +374,11 @@ async fn client_stream(
         receiver.count_message(method);
         if method == Method::SendAgentStat {
             PStatMessage::decode(message.as_ref())
-                .map_err(|e| decode_error(receiver, method, &e))?;
+                .map_err(|e| decode_error(receiver, method, e))?;
             continue;
         }
         let msg = PSpanMessage::decode(message.as_ref())
-            .map_err(|e| decode_error(receiver, method, &e))?;
+            .map_err(|e| decode_error(receiver, method, e))?;
         if let Err(e) = receiver.converter.submit(&agent, msg) {
             // The collector drops it silently and keeps the stream open.
             receiver.count_invalid(method, e.label());
@@ -382,7 +409,7 @@ fn ping_session(
             let answer = match PPing::decode(message.as_ref()) {
                 // The collector answers each ping with an (empty) ping.
                 Ok(_) => Ok(Bytes::new()),
-                Err(e) => Err(decode_error(&receiver, Method::PingSession, &e)),
+                Err(e) => Err(decode_error(&receiver, Method::PingSession, e)),
             };
             let end = answer.is_err();
             if tx.send(answer).await.is_err() || end {
