@@ -34,6 +34,8 @@ pub struct Running {
     pub proxy_egress_addr: Option<SocketAddr>,
     stop_proxy: watch::Sender<bool>,
     proxy: Vec<JoinHandle<()>>,
+    /// Bound Pinpoint receiver addresses (agent, stat, span), if enabled.
+    pub pinpoint_addrs: Option<[SocketAddr; 3]>,
     grace: Duration,
     ready: Arc<AtomicBool>,
     pipeline: Arc<Pipeline>,
@@ -150,6 +152,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bound.push(("otlp_http", addr));
         http_addr = Some(addr);
     }
+    let mut pinpoint_addrs = None;
+    if let Some(p) = &config.receivers.pinpoint {
+        let rx = stop_receivers_rx.clone();
+        let started = crate::receiver::pinpoint::start(p, Arc::clone(&pipeline), move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        })
+        .await?;
+        bound.push(("pinpoint_agent", started.agent_addr));
+        bound.push(("pinpoint_stat", started.stat_addr));
+        bound.push(("pinpoint_span", started.span_addr));
+        pinpoint_addrs = Some([started.agent_addr, started.stat_addr, started.span_addr]);
+        receivers.extend(started.tasks);
+    }
 
     let (stop_proxy, stop_proxy_rx) = watch::channel(false);
     let proxy = match &config.proxy {
@@ -185,7 +203,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let admin_addr = listener.local_addr()?;
     let ids_for_shutdown = Arc::clone(&ids);
     selfmetrics::register_initial(
-        &bound.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        &bound
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| name.starts_with("otlp_"))
+            .collect::<Vec<_>>(),
         &config.exporters,
     );
     let state = Arc::new(AdminState {
@@ -224,6 +246,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         proxy_egress_addr: proxy.egress_addr,
         stop_proxy,
         proxy: proxy.tasks,
+        pinpoint_addrs,
         grace: config.service.shutdown_grace,
         ready,
         pipeline,

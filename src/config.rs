@@ -22,6 +22,7 @@ mod checks;
 mod env;
 mod exporters;
 mod lenient;
+mod pinpoint_loop;
 mod routes;
 mod units;
 
@@ -31,8 +32,7 @@ pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConf
 use lenient::section;
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
-pub use units::de_bytes;
-pub use units::{de_duration, parse_bytes, parse_duration};
+pub use units::{de_bytes, de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
 use crate::listener::{AuthConfig, LimitsConfig, Protection, TlsConfig};
@@ -66,6 +66,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ReceiversConfig {
     pub otlp: OtlpReceiverConfig,
+    /// `receivers.pinpoint:`: Pinpoint agents in (absent: off).
+    #[serde(default)]
+    pub pinpoint: Option<crate::receiver::pinpoint::PinpointReceiverConfig>,
 }
 
 /// `receivers.otlp:`.
@@ -404,6 +407,9 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
+        if let Some(p) = &r.pinpoint {
+            pinpoint_loop::check(p, &exporters, &routing, &mut errors);
+        }
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
@@ -531,6 +537,18 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
     if let Some(h) = &o.http {
         check_endpoint(&h.endpoint, "receivers.otlp.http.endpoint", errors);
         check_protection(h.protection(), "receivers.otlp.http", errors);
+    }
+    if let Some(p) = &r.pinpoint {
+        for (key, message) in p.problems() {
+            errors.push(err(&join("receivers.pinpoint", &key), message));
+        }
+        for (key, e) in [
+            ("agent_endpoint", &p.agent_endpoint),
+            ("stat_endpoint", &p.stat_endpoint),
+            ("span_endpoint", &p.span_endpoint),
+        ] {
+            check_endpoint(e, &join("receivers.pinpoint", key), errors);
+        }
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(

@@ -125,6 +125,37 @@ pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
 /// `max_pending_bytes` was reached, per `exporter`.
 pub const PINPOINT_EARLY_TRACES: &str = "bridge_pinpoint_early_traces_total";
 
+// Pinpoint receiver (Pinpoint agents in, OTLP out) and its tee to the upstream collector.
+/// Calls from Pinpoint agents, per `method`.
+pub const PINPOINT_RECEIVER_CALLS: &str = "bridge_pinpoint_receiver_calls_total";
+/// Agent calls refused (INVALID_ARGUMENT), per `method` and `reason` (`headers`).
+pub const PINPOINT_RECEIVER_CALLS_REJECTED: &str = "bridge_pinpoint_receiver_calls_rejected_total";
+/// Messages received from Pinpoint agents, per `method`.
+pub const PINPOINT_RECEIVER_MESSAGES: &str = "bridge_pinpoint_receiver_messages_total";
+/// Messages that could not be used, per `method` and `reason` (`malformed`, `version`,
+/// `no_transaction_id`, `invalid_transaction_id`, `empty`).
+pub const PINPOINT_RECEIVER_MESSAGES_INVALID: &str =
+    "bridge_pinpoint_receiver_messages_invalid_total";
+/// Metadata ids refused because the agent holds the maximum, per `kind` (method).
+pub const PINPOINT_RECEIVER_METADATA_REFUSED: &str =
+    "bridge_pinpoint_receiver_metadata_refused_total";
+/// OTLP spans made from Pinpoint spans and chunks and taken by the pipeline.
+pub const PINPOINT_RECEIVER_SPANS_CONVERTED: &str =
+    "bridge_pinpoint_receiver_spans_converted_total";
+/// Placeholders used because metadata or an async chunk's span never arrived in time,
+/// per `kind` (`api`, `string`, `sql`, `async_parent`).
+pub const PINPOINT_RECEIVER_PLACEHOLDERS: &str = "bridge_pinpoint_receiver_placeholders_total";
+/// Span messages converted at once (with placeholders) because the hold was full.
+pub const PINPOINT_RECEIVER_HOLD_OVERFLOW: &str = "bridge_pinpoint_receiver_hold_overflow_total";
+/// Span messages waiting for metadata or for their span.
+pub const PINPOINT_RECEIVER_HELD: &str = "bridge_pinpoint_receiver_held_messages";
+/// Messages handed to a live upstream call by the tee, per `method`.
+pub const PINPOINT_TEE_MESSAGES_FORWARDED: &str = "bridge_pinpoint_tee_messages_forwarded_total";
+/// Messages the tee dropped, per `method` and `reason` (`buffer_full`, `upstream_unavailable`).
+pub const PINPOINT_TEE_MESSAGES_DROPPED: &str = "bridge_pinpoint_tee_messages_dropped_total";
+/// Upstream calls that ended with an error, per `method`.
+pub const PINPOINT_TEE_CALLS_FAILED: &str = "bridge_pinpoint_tee_calls_failed_total";
+
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
 
@@ -340,6 +371,48 @@ fn describe() {
         "Pinpoint messages dropped from a full outbox."
     );
     describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
+    describe_counter!(PINPOINT_RECEIVER_CALLS, "Calls from Pinpoint agents.");
+    describe_counter!(
+        PINPOINT_RECEIVER_CALLS_REJECTED,
+        "Pinpoint agent calls refused for their headers."
+    );
+    describe_counter!(PINPOINT_RECEIVER_MESSAGES, "Messages from Pinpoint agents.");
+    describe_counter!(
+        PINPOINT_RECEIVER_MESSAGES_INVALID,
+        "Pinpoint agent messages that could not be used."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_METADATA_REFUSED,
+        "Pinpoint metadata ids refused at the per-agent limit."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_SPANS_CONVERTED,
+        "OTLP spans made from Pinpoint spans and chunks."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_PLACEHOLDERS,
+        "Placeholders used for metadata or async parents that did not arrive in time."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_HOLD_OVERFLOW,
+        "Pinpoint span messages converted at once because the hold was full."
+    );
+    describe_gauge!(
+        PINPOINT_RECEIVER_HELD,
+        "Pinpoint span messages waiting for metadata or their span."
+    );
+    describe_counter!(
+        PINPOINT_TEE_MESSAGES_FORWARDED,
+        "Messages the tee handed to the upstream collector."
+    );
+    describe_counter!(
+        PINPOINT_TEE_MESSAGES_DROPPED,
+        "Messages the tee dropped (buffer full, upstream unavailable)."
+    );
+    describe_counter!(
+        PINPOINT_TEE_CALLS_FAILED,
+        "Upstream collector calls of the tee that failed."
+    );
     describe_counter!(TRANSLATE_REQUESTS, "Header translations served over HTTP.");
     describe_counter!(
         EXPORTER_SPANS_REJECTED,

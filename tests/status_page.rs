@@ -34,13 +34,13 @@ impl Drop for Gateway {
 }
 
 /// Starts the real binary with `exporters`/`routes` YAML; waits for `/readyz`.
-fn start(dir: &Path, body: &str) -> Gateway {
+fn start(dir: &Path, receivers: &str, body: &str) -> Gateway {
     let (grpc, http, admin) = (free_port(), free_port(), free_port());
     let path = dir.join("gateway.yaml");
     std::fs::write(
         &path,
         format!(
-            "receivers:\n  otlp:\n    grpc: {{ endpoint: 127.0.0.1:{grpc} }}\n    http: {{ endpoint: 127.0.0.1:{http} }}\n\
+            "receivers:\n  otlp:\n    grpc: {{ endpoint: 127.0.0.1:{grpc} }}\n    http: {{ endpoint: 127.0.0.1:{http} }}\n{receivers}\
              admin:\n  endpoint: 127.0.0.1:{admin}\n  links: {{ pinpoint: 'http://pinpoint-web:8080', zipkin: 'http://zipkin:9411/zipkin' }}\n{body}"
         ),
     )
@@ -147,7 +147,11 @@ fn every_documented_metric_is_on_metrics_from_the_start() {
     let names = documented_metrics();
     assert!(names.len() >= 35, "{names:?}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let gw = start(dir.path(), &every_exporter(free_port()));
+    let gw = start(
+        dir.path(),
+        "  pinpoint: { agent_endpoint: '127.0.0.1:0', stat_endpoint: '127.0.0.1:0', span_endpoint: '127.0.0.1:0' }\n",
+        &every_exporter(free_port()),
+    );
     let (code, text) = get(&gw.admin, "/metrics").expect("metrics");
     assert_eq!(code, 200);
     let missing: Vec<&String> = names
@@ -177,6 +181,7 @@ fn readiness_turns_off_when_a_refusing_queue_is_full() {
     let dead = free_port();
     let gw = start(
         dir.path(),
+        "",
         &format!(
             "exporters:\n  zipkin:\n    type: zipkin\n    endpoint: 'http://127.0.0.1:{dead}/api/v2/spans'\n    queue: {{ max_spans: 200 }}\n    batch: {{ max_spans: 100 }}\n    retry: {{ initial: 1s, max: 5s, max_elapsed: 5m }}\n"
         ),
@@ -215,7 +220,7 @@ fn readiness_turns_off_when_a_refusing_queue_is_full() {
 #[test]
 fn status_page_is_live_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gw = start(dir.path(), "exporters:\n  sink: { type: null }\n");
+    let gw = start(dir.path(), "", "exporters:\n  sink: { type: null }\n");
     let artifacts = root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let shot: PathBuf = artifacts.join("status-page.png");

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod grpc_raw;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod pinpoint;
 pub mod profiles;
 
 use std::fmt::Write as _;
