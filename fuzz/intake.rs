@@ -13,7 +13,7 @@ use otel_pinpoint_bridge::receiver::Intake;
 const CONFIG: &str = "
 receivers: { otlp: { http: { endpoint: 127.0.0.1:0 } } }
 exporters:
-  null: { type: null, queue: { on_full: drop } }
+  sink: { type: null, queue: { on_full: drop } }
   pyroscope: { type: pyroscope, endpoint: http://127.0.0.1:1, queue: { on_full: drop } }
 ";
 
