@@ -103,10 +103,8 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
                 }
             }
             ExporterKind::Otlp(o) => {
-                for reason in ["partial_success"] {
-                    counter!(EXPORTER_SPANS_REJECTED, "exporter" => x.clone(), "reason" => reason)
-                        .increment(0);
-                }
+                counter!(EXPORTER_SPANS_REJECTED, "exporter" => x.clone(), "reason" => "partial_success")
+                    .increment(0);
                 if o.endpoint.is_none() {
                     counter!(OTLP_DELIVERED, "exporter" => x.clone()).increment(0);
                     for reason in ["membership", "endpoint_down"] {
