@@ -448,6 +448,18 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_finding_nested_array_and_kvlist_is_covered() {
+        // Found by `scripts/fuzz.sh` (otlp_protobuf): a 24-byte trace id, an array
+        // attribute holding an int and a kvlist, an event and a link. The estimate was
+        // right; `weigh::request` counted each `ResourceSpans` struct twice.
+        let wire = include_bytes!("testdata/estimate-undercount-1.bin");
+        let e = traces(wire, usize::MAX);
+        let decoded = ExportTraceServiceRequest::decode(&wire[..]).expect("decodes");
+        let held = weigh::request(&decoded);
+        assert!(e.bytes >= held, "estimate {} < held {held}", e.bytes);
+    }
+
+    #[test]
     fn malformed_input_is_left_to_the_decoder() {
         for bad in [&b"\xff\xff\xff"[..], b"\x0a\x05ab", b"\x0b\x0c", b"\x0a"] {
             let e = traces(bad, usize::MAX);

@@ -87,34 +87,38 @@ fn span(s: &Span) -> usize {
     ids + text(&s.trace_state) + text(&s.name) + attributes(&s.attributes) + events + links + status
 }
 
-/// Bytes held by these `ResourceSpans` (their own structs included).
+/// Bytes one `ResourceSpans` points to (its own struct not included).
+fn pointed_to(r: &ResourceSpans) -> usize {
+    resource(r.resource.as_ref())
+        + text(&r.schema_url)
+        + heap::<ScopeSpans>(r.scope_spans.capacity())
+        + r.scope_spans
+            .iter()
+            .map(|s| {
+                scope(s.scope.as_ref())
+                    + text(&s.schema_url)
+                    + heap::<Span>(s.spans.capacity())
+                    + s.spans.iter().map(span).sum::<usize>()
+            })
+            .sum::<usize>()
+}
+
+/// Bytes held by these `ResourceSpans` (their own structs included: a queue holds each
+/// one on its own).
 #[must_use]
 pub fn resource_spans(rs: &[ResourceSpans]) -> usize {
     rs.iter()
-        .map(|r| {
-            size_of::<ResourceSpans>()
-                + resource(r.resource.as_ref())
-                + text(&r.schema_url)
-                + heap::<ScopeSpans>(r.scope_spans.capacity())
-                + r.scope_spans
-                    .iter()
-                    .map(|s| {
-                        scope(s.scope.as_ref())
-                            + text(&s.schema_url)
-                            + heap::<Span>(s.spans.capacity())
-                            + s.spans.iter().map(span).sum::<usize>()
-                    })
-                    .sum::<usize>()
-        })
+        .map(|r| size_of::<ResourceSpans>() + pointed_to(r))
         .sum()
 }
 
-/// Bytes held by a decoded traces request.
+/// Bytes held by a decoded traces request (its `ResourceSpans` live in its vector's
+/// allocation, so their structs are counted once, by the vector's capacity).
 #[must_use]
 pub fn request(r: &ExportTraceServiceRequest) -> usize {
     size_of::<ExportTraceServiceRequest>()
         + heap::<ResourceSpans>(r.resource_spans.capacity())
-        + resource_spans(&r.resource_spans)
+        + r.resource_spans.iter().map(pointed_to).sum::<usize>()
 }
 
 /// Bytes held by a decoded profiles request: its estimate from its encoding (profiles
