@@ -452,6 +452,16 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             .as_ref()
             .and_then(|p| p.egress.as_ref())
             .map(|l| l.listen.as_str()),
+        pinpoint: receivers
+            .as_ref()
+            .and_then(|r| r.pinpoint.as_ref())
+            .map(|p| {
+                [
+                    p.agent_endpoint.as_str(),
+                    p.stat_endpoint.as_str(),
+                    p.span_endpoint.as_str(),
+                ]
+            }),
     };
     checks::listener_conflicts(&checks::listeners(&listeners), &mut errors);
     if let Some(s) = &service

@@ -22,6 +22,11 @@ pub(super) fn listeners(c: &PartialListeners<'_>) -> Vec<(&'static str, String)>
     if let Some(e) = c.proxy_egress {
         out.push(("proxy.egress.listen", e.to_owned()));
     }
+    if let Some([agent, stat, span]) = c.pinpoint {
+        out.push(("receivers.pinpoint.agent_endpoint", agent.to_owned()));
+        out.push(("receivers.pinpoint.stat_endpoint", stat.to_owned()));
+        out.push(("receivers.pinpoint.span_endpoint", span.to_owned()));
+    }
     out
 }
 
@@ -33,6 +38,8 @@ pub(super) struct PartialListeners<'a> {
     pub admin: Option<&'a str>,
     pub proxy_ingress: Option<&'a str>,
     pub proxy_egress: Option<&'a str>,
+    /// The Pinpoint receiver's agent, stat and span endpoints.
+    pub pinpoint: Option<[&'a str; 3]>,
 }
 
 /// Reports each listener whose address collides with an earlier one: the same port on

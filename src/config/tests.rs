@@ -103,6 +103,23 @@ fn semantic_errors_are_all_reported() {
 }
 
 #[test]
+fn pinpoint_receiver_ports_are_in_the_conflict_check() {
+    let text = "receivers:\n  otlp:\n    grpc: { endpoint: '127.0.0.1:4317' }\n  pinpoint: { agent_endpoint: '0.0.0.0:9991', stat_endpoint: '127.0.0.1:9991', span_endpoint: '127.0.0.1:4317' }\nexporters:\n  n: { type: null }\n";
+    let errs = parse(text, &no_env).expect_err("conflicting ports");
+    let find = |path: &str| errs.iter().find(|e| e.path == path).map(|e| e.to_string());
+    let stat = find("receivers.pinpoint.stat_endpoint").expect("stat clash");
+    assert!(
+        stat.contains("port 9991 is already taken by receivers.pinpoint.agent_endpoint"),
+        "{stat}"
+    );
+    let span = find("receivers.pinpoint.span_endpoint").expect("span clash");
+    assert!(
+        span.contains("already taken by receivers.otlp.grpc.endpoint"),
+        "{span}"
+    );
+}
+
+#[test]
 fn pinpoint_exporter_values_are_validated() {
     let text = "receivers:\n  otlp:\n    grpc: { endpoint: 127.0.0.1:0 }\nexporters:\n  pp:\n    type: pinpoint\n    host: ''\n    marker: 'bad marker!'\n    hold: 0s\n    ping_interval: 5s\n";
     let errs = parse(text, &no_env).expect_err("invalid");
