@@ -559,6 +559,7 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
         ] {
             check_endpoint(e, &join("receivers.pinpoint", key), errors);
         }
+        check_protection(p.protection(), "receivers.pinpoint", errors);
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(

@@ -383,3 +383,50 @@ async fn mutual_tls_needs_a_client_certificate_signed_by_the_configured_ca() {
     assert!(got.contains(&ok_http["trace_id"].as_str().expect("id").to_owned()));
     gw.shutdown().await;
 }
+
+/// The Pinpoint receiver's three listeners go through the same accept loop: with `tls`
+/// and a `client_ca_file`, an agent (the real grpcio client, with the headers the
+/// collector checks) gets through with a client certificate and not without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinpoint_receiver_serves_mutual_tls() {
+    let certs = make_certs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let yaml = format!(
+        "receivers:\n  otlp:\n    grpc: {{ endpoint: 127.0.0.1:0 }}\n  pinpoint:\n    agent_endpoint: 127.0.0.1:0\n    stat_endpoint: 127.0.0.1:0\n    span_endpoint: 127.0.0.1:0\n    \
+         tls: {{ cert_file: '{}', key_file: '{}', client_ca_file: '{}' }}\n\
+         exporters:\n  out:\n    type: file\n    path: '{}'\n\
+         admin: {{ endpoint: 127.0.0.1:0 }}\nservice: {{ shutdown_grace: 5s }}\n",
+        certs.arg("server.pem"),
+        certs.arg("server.key"),
+        certs.arg("ca.pem"),
+        out.display()
+    );
+    let gw = common::start(&yaml).await;
+    let [agent, _, _] = gw.pinpoint_addrs.expect("pinpoint receiver");
+    let target = format!("127.0.0.1:{}", agent.port());
+    let (ca, cert, key) = (
+        certs.arg("ca.pem"),
+        certs.arg("client.pem"),
+        certs.arg("client.key"),
+    );
+    let ok = python(
+        "pinpoint_tls_call.py",
+        &[
+            "--target", &target, "--ca", &ca, "--cert", &cert, "--key", &key,
+        ],
+    );
+    assert_eq!(ok["code"], "OK", "with a client certificate: {ok}");
+    let refused = python("pinpoint_tls_call.py", &["--target", &target, "--ca", &ca]);
+    assert_eq!(
+        refused["code"], "UNAVAILABLE",
+        "without a client certificate: {refused}"
+    );
+    let metrics = admin(&format!("http://{}/metrics", gw.admin_addr), &[]);
+    let text = metrics["body"].as_str().expect("body");
+    assert!(
+        text.contains("bridge_listener_connections_accepted_total{listener=\"pinpoint_agent\"}"),
+        "the Pinpoint agent listener is counted under its own name"
+    );
+    gw.shutdown().await;
+}

@@ -56,6 +56,16 @@ impl Limits {
         body_read_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(120),
     };
+    /// Defaults of the Pinpoint receiver's listeners: an agent keeps its span, stat and
+    /// ping streams open for as long as it runs, so a stream's body has no deadline
+    /// (`body_read_timeout` may still be set).
+    pub const PINPOINT: Limits = Limits {
+        max_connections: 4096,
+        max_concurrent_streams: 100,
+        header_read_timeout: Duration::from_secs(10),
+        body_read_timeout: Duration::MAX,
+        idle_timeout: Duration::from_secs(120),
+    };
     /// Defaults of the admin endpoint: a small pool of its own, so a flood on the
     /// receivers never takes the file descriptors that `/healthz` needs.
     pub const ADMIN: Limits = Limits {

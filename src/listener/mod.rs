@@ -1,5 +1,6 @@
 //! Listener hygiene shared by every server socket of the gateway (OTLP/gRPC, OTLP/HTTP,
-//! admin; later the sidecar proxy and the Pinpoint receiver): the accept loop with a
+//! admin, the Pinpoint receiver's three ports; not the sidecar proxy, which has its own
+//! server for forwarding arbitrary traffic): the accept loop with a
 //! connection limit, header/body/idle timeouts, TLS (optionally mutual) and
 //! bearer/basic authentication as a tower layer.
 //!

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::de_duration;
 use crate::ids::AgentId;
+use crate::listener::{Limits, LimitsConfig, Options, Protection, TlsConfig};
 use crate::pipeline::Pipeline;
 use crate::receiver::Intake;
 use crate::selfmetrics as m;
@@ -80,6 +81,14 @@ pub struct PinpointReceiverConfig {
     /// The real collector that gets a copy of every call. Absent: no tee.
     #[serde(default)]
     pub upstream: Option<TeeConfig>,
+    /// Connection limit and timeouts of each of the three listeners; unset keys take
+    /// [`Limits::PINPOINT`] (no body timeout: an agent's streams last as long as it runs).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS) on the three listeners; absent: plain TCP. Pinpoint agents
+    /// send no credentials, so there is no `auth`: use mTLS or the network to restrict them.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn d_agent() -> String {
@@ -117,6 +126,16 @@ fn d_idle() -> Duration {
 }
 
 impl PinpointReceiverConfig {
+    /// The listeners' `limits` and `tls` (no `auth`).
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: None,
+        }
+    }
+
     /// `(key, problem)` pairs for values that cannot work.
     #[must_use]
     pub fn problems(&self) -> Vec<(String, String)> {
@@ -232,44 +251,34 @@ where
     let (agent_addr, stat_addr, span_addr) =
         (agent.local_addr()?, stat.local_addr()?, span.local_addr()?);
     let mut tasks = Vec::new();
-    let serve = |listener: TcpListener,
-                 router: tonic::transport::server::Router,
-                 name: &'static str,
-                 stop: F| {
-        tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+    let serve = |listener: TcpListener, routes: tonic::service::Routes, name: &'static str| {
+        let options = Options::new(name, Limits::PINPOINT, config.protection(), &[])
+            .context("receivers.pinpoint")?;
+        let stop = stop();
+        anyhow::Ok(tokio::spawn(async move {
+            if let Err(e) = crate::listener::serve(listener, options, routes, stop).await {
                 tracing::error!(error = %e, listener = name, "Pinpoint receiver failed");
             }
-        })
-    };
-    let builder = || {
-        tonic::transport::Server::builder()
-            .http2_keepalive_interval(None)
-            .max_connection_age(Duration::from_secs(3 * 3600))
+        }))
     };
     tasks.push(serve(
         agent,
-        builder()
-            .add_service(PinpointService::<AgentService>::new(Arc::clone(&receiver)))
+        tonic::service::Routes::new(PinpointService::<AgentService>::new(Arc::clone(&receiver)))
             .add_service(PinpointService::<MetadataService>::new(Arc::clone(
                 &receiver,
             ))),
-        "agent",
-        stop(),
-    ));
+        "pinpoint_agent",
+    )?);
     tasks.push(serve(
         stat,
-        builder().add_service(PinpointService::<StatService>::new(Arc::clone(&receiver))),
-        "stat",
-        stop(),
-    ));
+        tonic::service::Routes::new(PinpointService::<StatService>::new(Arc::clone(&receiver))),
+        "pinpoint_stat",
+    )?);
     tasks.push(serve(
         span,
-        builder().add_service(PinpointService::<SpanService>::new(Arc::clone(&receiver))),
-        "span",
-        stop(),
-    ));
+        tonic::service::Routes::new(PinpointService::<SpanService>::new(Arc::clone(&receiver))),
+        "pinpoint_span",
+    )?);
     let run_stop = stop();
     tasks.push(tokio::spawn(async move { converter.run(run_stop).await }));
     tracing::info!(receiver = "pinpoint", %agent_addr, %stat_addr, %span_addr, upstream = receiver.tee.is_some(), "listening");
