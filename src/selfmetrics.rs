@@ -118,6 +118,10 @@ pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 /// Parent links decided, per `exporter` and `outcome` (`tracestate`, `local_cache`,
 /// `shared_store`, `unresolved_remote`, `local_parent_missing`).
 pub const PINPOINT_PARENT_LINKS: &str = "bridge_pinpoint_parent_links_total";
+/// Orphan spans (their local parent went to another instance) handed off through the
+/// shared store, per `exporter` and `outcome` (`published`, `claimed`, `handed_off`,
+/// `emitted_locally`).
+pub const PINPOINT_ORPHANS: &str = "bridge_pinpoint_orphans_total";
 /// Approximate bytes held for parent resolution (pinned blocks and copied spans), per
 /// `exporter`.
 pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
@@ -356,6 +360,10 @@ fn describe() {
     describe_counter!(
         PINPOINT_PARENT_LINKS,
         "Segment parent links decided, by outcome."
+    );
+    describe_counter!(
+        PINPOINT_ORPHANS,
+        "Orphan spans handed between instances through the shared store, by outcome."
     );
     describe_gauge!(
         PINPOINT_PENDING_BYTES,
