@@ -122,6 +122,10 @@ pub const PINPOINT_PARENT_LINKS: &str = "bridge_pinpoint_parent_links_total";
 /// shared store, per `exporter` and `outcome` (`published`, `claimed`, `handed_off`,
 /// `emitted_locally`).
 pub const PINPOINT_ORPHANS: &str = "bridge_pinpoint_orphans_total";
+/// With a shared store: how long a trace waited, from its latest arrival, for the answer
+/// to its claim of other instances' orphans before it could be emitted, per `exporter`
+/// (seconds; the latency the store adds to export).
+pub const PINPOINT_HANDOFF_WAIT: &str = "bridge_pinpoint_handoff_wait_seconds";
 /// Approximate bytes held for parent resolution (pinned blocks and copied spans), per
 /// `exporter`.
 pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
@@ -360,6 +364,10 @@ fn describe() {
     describe_counter!(
         PINPOINT_PARENT_LINKS,
         "Segment parent links decided, by outcome."
+    );
+    describe_histogram!(
+        PINPOINT_HANDOFF_WAIT,
+        "Time a trace waited for the answer to its claim of orphans (shared store only)."
     );
     describe_counter!(
         PINPOINT_ORPHANS,

@@ -78,6 +78,52 @@ async fn metric(gw: &Running, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// The largest sample of `name` whose labels contain all of `labels` (e.g. a p99 over
+/// several exporters), in milliseconds.
+async fn max_ms(gw: &Running, name: &str, labels: &[&str]) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", gw.admin_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max)
+        * 1000.0
+}
+
+/// For BENCHMARKS.md: store round trips per 1,000 spans, the store's round-trip p99
+/// and the p99 wait for a claim's answer (the latency the store adds to export).
+async fn store_costs(layout: &str, g: &Running) {
+    let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
+    let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
+    let rtt = max_ms(
+        g,
+        "bridge_id_store_round_trip_duration_seconds",
+        &["quantile=\"0.99\""],
+    )
+    .await;
+    let wait = max_ms(
+        g,
+        "bridge_pinpoint_handoff_wait_seconds",
+        &["quantile=\"0.99\""],
+    )
+    .await;
+    let wait50 = max_ms(
+        g,
+        "bridge_pinpoint_handoff_wait_seconds",
+        &["quantile=\"0.5\""],
+    )
+    .await;
+    eprintln!(
+        "{layout}: {trips} store round trips for {spans} spans = {:.1} per 1000 spans; \
+         round trip p99 {rtt:.1} ms; wait for the claim's answer p50 {wait50:.1} ms, p99 {wait:.1} ms",
+        1000.0 * trips / spans.max(1.0)
+    );
+}
+
 async fn stop_all(gws: Vec<(String, Running)>) {
     for (_, g) in gws {
         g.shutdown().await;
@@ -100,12 +146,7 @@ async fn sidecars_one_bridge_per_service_link_every_trace_through_redis() {
         "links resolved by the shared store: {shared}"
     );
     // For BENCHMARKS.md (the tests of this binary share one recorder, so run it alone).
-    let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
-    let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
-    eprintln!(
-        "sidecars: {trips} store round trips for {spans} spans = {:.1} per 1000 spans",
-        1000.0 * trips / spans.max(1.0)
-    );
+    store_costs("sidecars", g).await;
     stop_all(gws).await;
 }
 
@@ -149,6 +190,7 @@ async fn three_replicas_behind_round_robin_link_every_trace_through_redis() {
     assert_eq!(unresolved, 0.0, "{w:?}");
     assert_eq!(split, 0.0, "segments split across replicas: {w:?}");
     assert!(shared > 0.0, "links resolved by the shared store: {shared}");
+    store_costs("replicas", g).await;
     // Handed off exactly once: what one replica handed off another claimed.
     assert_eq!(
         replica_orphans(g, "handed_off").await,

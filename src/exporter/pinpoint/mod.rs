@@ -16,7 +16,7 @@ pub mod semconv;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram};
 use serde::Deserialize;
 
 use super::{ExportError, Exporter};
@@ -178,6 +178,7 @@ pub struct PinpointExporter {
     unresolved: Counter,
     links: [Counter; 5],
     orphans: [Counter; 4],
+    handoff_wait: Histogram,
     early: Counter,
     /// Spans in messages the collector took, not yet reported to the worker.
     spans_sent: u64,
@@ -242,6 +243,7 @@ impl PinpointExporter {
             orphans: assemble::OrphanOutcome::ALL.map(|o| {
                 metrics::counter!(m::PINPOINT_ORPHANS, "exporter" => name.to_owned(), "outcome" => o.label())
             }),
+            handoff_wait: metrics::histogram!(m::PINPOINT_HANDOFF_WAIT, &l()),
             early: metrics::counter!(m::PINPOINT_EARLY_TRACES, &l()),
             spans_sent: 0,
             rejected: metrics::counter!(m::PINPOINT_REJECTED_SPANS, &l()),
@@ -272,6 +274,9 @@ impl PinpointExporter {
         let (now_o, before_o) = (c.orphans, self.last_counts.orphans);
         for (i, counter) in self.orphans.iter().enumerate() {
             counter.increment(now_o.0[i] - before_o.0[i]);
+        }
+        for w in self.assembler.take_handoff_waits() {
+            self.handoff_wait.record(w);
         }
         // Spans handed off to another instance left this one: they count as sent here
         // (the other instance does not count them again).

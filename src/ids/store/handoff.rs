@@ -11,7 +11,7 @@
 //!
 //! - *offer*: `HSET` the field and `PEXPIRE` the hash (one script, one reply);
 //! - *claim*: atomically take (`HDEL`) and return every field whose parent is one of
-//!   the claimer's held span ids;
+//!   the claimer's held span ids (never its own offers);
 //! - *withdraw*: `HDEL` of the offerer's own field: 1 means nobody claimed it (the
 //!   offerer emits it), 0 means another instance did (the offerer drops it).
 //!
@@ -34,8 +34,12 @@ pub enum HandoffOp {
         /// Expiry of the hash, in ms.
         ttl_ms: u64,
     },
-    /// Take every field whose parent (first 8 bytes) is one of `parents`.
-    Claim { parents: Vec<[u8; 8]> },
+    /// Take every field whose parent (first 8 bytes) is one of `parents`, except the
+    /// claimer's own (`instance`, the next 8 bytes).
+    Claim {
+        instance: [u8; 8],
+        parents: Vec<[u8; 8]>,
+    },
     /// Take back one's own field.
     Withdraw { field: Box<[u8]> },
 }
@@ -45,7 +49,7 @@ impl HandoffOp {
     pub fn bytes(&self) -> usize {
         match self {
             Self::Offer { field, value, .. } => field.len() + value.len(),
-            Self::Claim { parents } => parents.len() * 8,
+            Self::Claim { parents, .. } => parents.len() * 8 + 8,
             Self::Withdraw { field } => field.len(),
         }
     }
@@ -234,7 +238,8 @@ impl Handoff {
 
     /// Claims the offers of trace `t` whose parent is one of `parents`.
     pub fn claim(&self, t: &TraceId, parents: Vec<[u8; 8]>, token: u64) {
-        self.send(t, HandoffOp::Claim { parents }, token);
+        let instance = self.instance;
+        self.send(t, HandoffOp::Claim { instance, parents }, token);
     }
 
     /// Withdraws this instance's offer `offer_token` (answered as `token`).

@@ -13,6 +13,8 @@
 
 pub mod config;
 pub mod handoff;
+#[cfg(test)]
+pub mod memory;
 pub mod queue;
 pub mod redis;
 mod stats;

@@ -23,11 +23,13 @@ const OFFER: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
     redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 1";
 
 /// Claim: take (delete) and return the values of every field whose first 8 bytes (the
-/// parent span id) are one of ARGV; atomic, like every script.
-const CLAIM: &str = "local want = {} for i = 1, #ARGV do want[ARGV[i]] = true end \
+/// parent span id) are one of ARGV[2..] and whose next 8 (the offering instance) are
+/// not ARGV[1]; atomic, like every script.
+const CLAIM: &str = "local want = {} for i = 2, #ARGV do want[ARGV[i]] = true end \
     local out = {} local all = redis.call('HGETALL', KEYS[1]) \
-    for i = 1, #all, 2 do if want[string.sub(all[i], 1, 8)] then \
-    redis.call('HDEL', KEYS[1], all[i]) out[#out + 1] = all[i + 1] end end return out";
+    for i = 1, #all, 2 do local f = all[i] \
+    if want[string.sub(f, 1, 8)] and string.sub(f, 9, 16) ~= ARGV[1] then \
+    redis.call('HDEL', KEYS[1], f) out[#out + 1] = all[i + 1] end end return out";
 
 /// The Redis tier.
 pub struct RedisStore {
@@ -121,8 +123,13 @@ impl BackingStore for RedisStore {
                                 .arg(&**value)
                                 .arg(*ttl_ms);
                         }
-                        HandoffOp::Claim { parents } => {
-                            let c = pipe.cmd("EVAL").arg(CLAIM).arg(1).arg(key);
+                        HandoffOp::Claim { instance, parents } => {
+                            let c = pipe
+                                .cmd("EVAL")
+                                .arg(CLAIM)
+                                .arg(1)
+                                .arg(key)
+                                .arg(&instance[..]);
                             for p in parents {
                                 c.arg(&p[..]);
                             }

@@ -102,7 +102,7 @@ async fn run<S: BackingStore>(
 }
 
 /// One pipelined round trip; true when the store answered.
-async fn round_trip<S: BackingStore>(
+pub(crate) async fn round_trip<S: BackingStore>(
     store: &S,
     ops: Vec<Op>,
     queue: &StoreQueue,

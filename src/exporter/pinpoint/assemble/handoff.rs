@@ -122,6 +122,8 @@ pub(super) struct Handoffs {
     claims: HashMap<u64, (TraceId, Instant)>,
     /// Withdraw token → offer token.
     withdrawals: HashMap<u64, u64>,
+    /// How long traces waited for their claim's answer (seconds), not yet reported.
+    waits: Vec<f64>,
 }
 
 impl Handoffs {
@@ -132,6 +134,7 @@ impl Handoffs {
             offers: HashMap::new(),
             claims: HashMap::new(),
             withdrawals: HashMap::new(),
+            waits: Vec::new(),
         }
     }
 
@@ -243,6 +246,15 @@ impl Assembler {
                     };
                     let values = values.unwrap_or_default();
                     if let Some(b) = self.traces.get_mut(&t) {
+                        // The wait this answer ends (arrival → answer taken in).
+                        if let Some(arrived) = b.gate.last_arrival
+                            && b.gate.answered < Some(arrived)
+                            && asked >= arrived
+                            && h.waits.len() < 10_000
+                        {
+                            h.waits
+                                .push(now.saturating_duration_since(arrived).as_secs_f64());
+                        }
                         b.gate.in_flight = false;
                         b.gate.answered = b.gate.answered.max(Some(asked));
                         b.dirty = true;
@@ -277,6 +289,15 @@ impl Assembler {
                 }
             }
         }
+    }
+
+    /// How long traces waited for their claim's answer before they could be emitted
+    /// (seconds), since the last call: the latency the store adds to export.
+    pub fn take_handoff_waits(&mut self) -> Vec<f64> {
+        self.handoff
+            .as_mut()
+            .map(|h| std::mem::take(&mut h.waits))
+            .unwrap_or_default()
     }
 
     /// Whether `buf` must not emit yet: a claim asked after its latest arrival has not

@@ -271,6 +271,8 @@ pub fn identity_of(resource: Option<&Resource>) -> AgentIdentity {
 #[cfg(test)]
 mod calltree;
 #[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
 mod permute_tests;
 #[cfg(test)]
 mod tests;
