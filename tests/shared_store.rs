@@ -94,17 +94,52 @@ async fn max_ms(gw: &Running, name: &str, labels: &[&str]) -> f64 {
         * 1000.0
 }
 
+/// The p99 of a histogram rendered with buckets: the upper bound of the first bucket
+/// holding 99 % of the samples (all series of `name` summed), in milliseconds.
+async fn bucket_p99_ms(gw: &Running, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", gw.admin_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+    {
+        let Some(le) = l.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::INFINITY)
+        };
+        let n: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some(b) => b.1 += n,
+            None => buckets.push((le, n)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= 0.99 * total)
+        .map_or(0.0, |(le, _)| le * 1000.0)
+}
+
 /// For BENCHMARKS.md: store round trips per 1,000 spans, the store's round-trip p99
 /// and the p99 wait for a claim's answer (the latency the store adds to export).
 async fn store_costs(layout: &str, g: &Running) {
     let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
     let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
-    let rtt = max_ms(
-        g,
-        "bridge_id_store_round_trip_duration_seconds",
-        &["quantile=\"0.99\""],
-    )
-    .await;
+    let rtt = bucket_p99_ms(g, "bridge_id_store_round_trip_duration_seconds").await;
     let wait = max_ms(
         g,
         "bridge_pinpoint_handoff_wait_seconds",
@@ -119,7 +154,7 @@ async fn store_costs(layout: &str, g: &Running) {
     .await;
     eprintln!(
         "{layout}: {trips} store round trips for {spans} spans = {:.1} per 1000 spans; \
-         round trip p99 {rtt:.1} ms; wait for the claim's answer p50 {wait50:.1} ms, p99 {wait:.1} ms",
+         round trip p99 <= {rtt:.1} ms; wait for the claim's answer p50 {wait50:.1} ms, p99 {wait:.1} ms",
         1000.0 * trips / spans.max(1.0)
     );
 }
@@ -191,7 +226,19 @@ async fn three_replicas_behind_round_robin_link_every_trace_through_redis() {
     assert_eq!(split, 0.0, "segments split across replicas: {w:?}");
     assert!(shared > 0.0, "links resolved by the shared store: {shared}");
     store_costs("replicas", g).await;
-    // Handed off exactly once: what one replica handed off another claimed.
+    // Handed off exactly once: once every offer is settled (at its offerer's hold),
+    // what replicas handed off is what others claimed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let settled =
+            replica_orphans(g, "handed_off").await + replica_orphans(g, "emitted_locally").await;
+        if settled >= replica_orphans(g, "published").await
+            || tokio::time::Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(
         replica_orphans(g, "handed_off").await,
         replica_orphans(g, "claimed").await

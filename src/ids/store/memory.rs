@@ -11,11 +11,14 @@ use super::handoff::HandoffOp;
 use super::{BackingStore, MapName, Op, Reply, StoreError};
 use crate::ids::MappingCache;
 
+/// A hash's fields in insertion order.
+type Fields = Vec<(Box<[u8]>, Box<[u8]>)>;
+
 #[derive(Default)]
 struct State {
     kv: HashMap<(MapName, Box<[u8]>), Vec<u8>>,
     /// Hash key → fields in insertion order.
-    hashes: HashMap<Box<[u8]>, Vec<(Box<[u8]>, Box<[u8]>)>>,
+    hashes: HashMap<Box<[u8]>, Fields>,
     down: bool,
 }
 
