@@ -11,16 +11,16 @@ use super::{Assembler, Expiry, Output, TraceBuf};
 use crate::ids::{TraceId, TransactionId, mapping, otlp};
 
 /// One look at one trace.
-struct Look {
-    t: TraceId,
+pub(super) struct Look {
+    pub t: TraceId,
     txid: TransactionId,
-    expiry: Expiry,
+    pub expiry: Expiry,
     hold: Duration,
 }
 
 impl Look {
     /// Whether the group rooted at `p` has waited its hold.
-    fn expired(&self, p: &Pending) -> bool {
+    pub fn expired(&self, p: &Pending) -> bool {
         match self.expiry {
             Expiry::All => true,
             Expiry::Due(at) => at >= p.arrived + self.hold,
@@ -161,8 +161,7 @@ impl Assembler {
             // Orphans handed between instances (`handoff.rs`): offers settled first; a
             // group may not go while its offer is out, nor anything before the claim
             // after the latest arrival was answered.
-            let expired = |p: &Pending| look.expired(p);
-            let settled = self.settle_offers(&mut buf, &forest, &expired, expiry, now);
+            let settled = self.settle_offers(&look, &mut buf, &forest, now);
             if let Some(s) = settled.as_ref().filter(|s| s.handed_off.iter().any(|d| *d)) {
                 self.take_used(&mut buf, &s.handed_off);
                 if buf.spans.is_empty() {
@@ -257,7 +256,7 @@ impl Assembler {
                 .filter_map(|&r| buf.spans[r].parent)
                 .collect();
             if !matches!(expiry, Expiry::All)
-                && let Some(again) = self.offer_and_claim(t, &mut buf, &forest, &expired, now)
+                && let Some(again) = self.offer_and_claim(&look, &mut buf, &forest, now)
             {
                 buf.due = buf.due.min(again);
             }

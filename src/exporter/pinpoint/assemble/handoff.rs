@@ -31,6 +31,7 @@ use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 use prost::Message;
 
 use super::super::agent::AgentIdentity;
+use super::flush::Look;
 use super::forest::Forest;
 use super::held::Pending;
 use super::{Assembler, Expiry, TraceBuf};
@@ -320,12 +321,12 @@ impl Assembler {
     /// answer. Groups whose offers are not settled are blocked.
     pub(super) fn settle_offers(
         &mut self,
+        look: &Look,
         buf: &mut TraceBuf,
         forest: &Forest,
-        expired: &dyn Fn(&Pending) -> bool,
-        expiry: Expiry,
         now: Instant,
     ) -> Option<Settled> {
+        let (t, expiry) = (look.t, look.expiry);
         let h = self.handoff.as_mut()?;
         if buf.spans.iter().all(|p| p.offer.is_none()) {
             return None;
@@ -348,8 +349,12 @@ impl Assembler {
                 continue;
             }
             let root = &buf.spans[r];
-            let orphan = root.parent.is_some() && !root.remote;
-            if !(force || !orphan || expired(root)) {
+            // Still waiting for a local parent that is neither here nor sent from here.
+            let orphan = root
+                .parent
+                .filter(|_| !root.remote)
+                .is_some_and(|p| !self.sent.contains_key(&(t, p)));
+            if !(force || !orphan || look.expired(root)) {
                 s.blocked[r] = true;
                 continue;
             }
@@ -426,12 +431,12 @@ impl Assembler {
     /// their local parent (once each) and claims offers for the held span ids.
     pub(super) fn offer_and_claim(
         &mut self,
-        t: TraceId,
+        look: &Look,
         buf: &mut TraceBuf,
         forest: &Forest,
-        expired: &dyn Fn(&Pending) -> bool,
         now: Instant,
     ) -> Option<Instant> {
+        let t = look.t;
         let h = self.handoff.as_mut()?;
         let limits = h.link.limits();
         for &r in &forest.roots {
@@ -439,7 +444,7 @@ impl Assembler {
             let Some(parent) = root.parent.filter(|_| !root.remote) else {
                 continue;
             };
-            if expired(root) || self.sent.contains_key(&(t, parent)) {
+            if look.expired(root) || self.sent.contains_key(&(t, parent)) {
                 continue;
             }
             let order = forest.descend(r, 0);
