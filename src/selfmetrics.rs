@@ -118,6 +118,14 @@ pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
 /// Parent links decided, per `exporter` and `outcome` (`tracestate`, `local_cache`,
 /// `shared_store`, `unresolved_remote`, `local_parent_missing`).
 pub const PINPOINT_PARENT_LINKS: &str = "bridge_pinpoint_parent_links_total";
+/// Orphan spans (their local parent went to another instance) handed off through the
+/// shared store, per `exporter` and `outcome` (`published`, `claimed`, `handed_off`,
+/// `emitted_locally`).
+pub const PINPOINT_ORPHANS: &str = "bridge_pinpoint_orphans_total";
+/// With a shared store: how long a trace waited, from its latest arrival, for the answer
+/// to its claim of other instances' orphans before it could be emitted, per `exporter`
+/// (seconds; the latency the store adds to export).
+pub const PINPOINT_HANDOFF_WAIT: &str = "bridge_pinpoint_handoff_wait_seconds";
 /// Approximate bytes held for parent resolution (pinned blocks and copied spans), per
 /// `exporter`.
 pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
@@ -356,6 +364,14 @@ fn describe() {
     describe_counter!(
         PINPOINT_PARENT_LINKS,
         "Segment parent links decided, by outcome."
+    );
+    describe_histogram!(
+        PINPOINT_HANDOFF_WAIT,
+        "Time a trace waited for the answer to its claim of orphans (shared store only)."
+    );
+    describe_counter!(
+        PINPOINT_ORPHANS,
+        "Orphan spans handed between instances through the shared store, by outcome."
     );
     describe_gauge!(
         PINPOINT_PENDING_BYTES,

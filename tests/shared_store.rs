@@ -78,6 +78,87 @@ async fn metric(gw: &Running, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// The largest sample of `name` whose labels contain all of `labels` (e.g. a p99 over
+/// several exporters), in milliseconds.
+async fn max_ms(gw: &Running, name: &str, labels: &[&str]) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", gw.admin_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max)
+        * 1000.0
+}
+
+/// The p99 of a histogram rendered with buckets: the upper bound of the first bucket
+/// holding 99 % of the samples (all series of `name` summed), in milliseconds.
+async fn bucket_p99_ms(gw: &Running, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", gw.admin_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+    {
+        let Some(le) = l.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::INFINITY)
+        };
+        let n: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some(b) => b.1 += n,
+            None => buckets.push((le, n)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= 0.99 * total)
+        .map_or(0.0, |(le, _)| le * 1000.0)
+}
+
+/// For BENCHMARKS.md: store round trips per 1,000 spans, the store's round-trip p99
+/// and the p99 wait for a claim's answer (the latency the store adds to export).
+async fn store_costs(layout: &str, g: &Running) {
+    let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
+    let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
+    let rtt = bucket_p99_ms(g, "bridge_id_store_round_trip_duration_seconds").await;
+    let wait = max_ms(
+        g,
+        "bridge_pinpoint_handoff_wait_seconds",
+        &["quantile=\"0.99\""],
+    )
+    .await;
+    let wait50 = max_ms(
+        g,
+        "bridge_pinpoint_handoff_wait_seconds",
+        &["quantile=\"0.5\""],
+    )
+    .await;
+    eprintln!(
+        "{layout}: {trips} store round trips for {spans} spans = {:.1} per 1000 spans; \
+         round trip p99 <= {rtt:.1} ms; wait for the claim's answer p50 {wait50:.1} ms, p99 {wait:.1} ms",
+        1000.0 * trips / spans.max(1.0)
+    );
+}
+
 async fn stop_all(gws: Vec<(String, Running)>) {
     for (_, g) in gws {
         g.shutdown().await;
@@ -100,19 +181,11 @@ async fn sidecars_one_bridge_per_service_link_every_trace_through_redis() {
         "links resolved by the shared store: {shared}"
     );
     // For BENCHMARKS.md (the tests of this binary share one recorder, so run it alone).
-    let trips = metric(g, "bridge_id_store_round_trips_total", &[]).await;
-    let spans = metric(g, "bridge_receiver_spans_accepted_total", &[]).await;
-    eprintln!(
-        "sidecars: {trips} store round trips for {spans} spans = {:.1} per 1000 spans",
-        1000.0 * trips / spans.max(1.0)
-    );
+    store_costs("sidecars", g).await;
     stop_all(gws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 11 is open: replicas without trace affinity are not yet 100 % whole (a \
-            service's spans split across replicas by the SDK's batch boundary), and under \
-            load a link can go unresolved; run with --ignored"]
 async fn three_replicas_behind_round_robin_link_every_trace_through_redis() {
     let _serial = SERIAL.lock().await;
     let standin = StandIn::start("3.1");
@@ -132,29 +205,54 @@ async fn three_replicas_behind_round_robin_link_every_trace_through_redis() {
     let sent = run_traffic(Endpoints::RoundRobin(urls), Traffic::default()).await;
     let w = whole::wait_whole(&standin, &sent, Duration::from_secs(30)).await;
     let g = &gws[0].1;
-    // Every cross-service link found its caller, wherever the caller's spans went.
     let unresolved = replica_links(g, "unresolved_remote").await;
-    let shared = replica_links(g, "shared_store").await;
-    assert_eq!(unresolved, 0.0, "{w:?}");
-    assert!(shared > 0.0, "links resolved by the shared store: {shared}");
-    // Known gap (not the store's): when the SDK's 5 s batch boundary splits one
-    // service's spans of a trace and the balancer sends the halves to two replicas,
-    // the half without the entry span waits for a local parent that never comes and
-    // goes out as its own segment (`local_parent_missing`). Each trace that is not
-    // whole must be one of those.
     let split = replica_links(g, "local_parent_missing").await;
-    assert!(
-        (w.traces - w.whole) as f64 <= split,
-        "{} traces not whole but only {split} split segments: {w:?}",
-        w.traces - w.whole
+    let shared = replica_links(g, "shared_store").await;
+    eprintln!(
+        "replicas: {} of {} traces whole; links through the store {shared}, unresolved {unresolved}, \
+         local parent missing {split}; orphan spans published {} claimed {} handed off {} emitted locally {}",
+        w.whole,
+        w.traces,
+        replica_orphans(g, "published").await,
+        replica_orphans(g, "claimed").await,
+        replica_orphans(g, "handed_off").await,
+        replica_orphans(g, "emitted_locally").await,
     );
-    if w.whole < w.traces {
-        eprintln!(
-            "replicas: {} of {} traces whole; {split} segments split across replicas by SDK batch boundaries",
-            w.whole, w.traces
-        );
+    // Every trace whole: every cross-service link found its caller wherever the
+    // caller's spans went, and a service's spans split across replicas by the SDK's
+    // batch boundary were handed to the replica holding their segment.
+    w.assert_all_whole();
+    assert_eq!(unresolved, 0.0, "{w:?}");
+    assert_eq!(split, 0.0, "segments split across replicas: {w:?}");
+    assert!(shared > 0.0, "links resolved by the shared store: {shared}");
+    store_costs("replicas", g).await;
+    // Handed off exactly once: once every offer is settled (at its offerer's hold),
+    // what replicas handed off is what others claimed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let settled =
+            replica_orphans(g, "handed_off").await + replica_orphans(g, "emitted_locally").await;
+        if settled >= replica_orphans(g, "published").await
+            || tokio::time::Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert_eq!(
+        replica_orphans(g, "handed_off").await,
+        replica_orphans(g, "claimed").await
+    );
     stop_all(gws).await;
+}
+
+async fn replica_orphans(g: &Running, outcome: &str) -> f64 {
+    metric(
+        g,
+        "bridge_pinpoint_orphans_total",
+        &["pp_replica", &format!("outcome=\"{outcome}\"")],
+    )
+    .await
 }
 
 async fn replica_links(g: &Running, outcome: &str) -> f64 {

@@ -327,6 +327,7 @@ impl MappingCache {
                     max_batch: r.max_batch,
                     lookup_interval: r.lookup_interval,
                     ttl: r.ttl,
+                    max_handoff_bytes: r.max_queued_orphan_bytes,
                 })),
             }
         });
@@ -346,6 +347,23 @@ impl MappingCache {
     /// The shared tier's config, when one is configured.
     pub fn store_config(&self) -> Option<&StoreConfig> {
         self.store.as_ref().map(|s| &s.config)
+    }
+
+    /// A hand-off handle for an exporter sending to `target` (`store/handoff.rs`), when a
+    /// shared tier is configured.
+    pub fn handoff(&self, target: &str) -> Option<crate::ids::store::handoff::Handoff> {
+        let s = self.store.as_ref()?;
+        let r = s.config.redis();
+        Some(crate::ids::store::handoff::Handoff::new(
+            Arc::clone(&s.queue),
+            target,
+            crate::ids::store::handoff::HandoffLimits {
+                ttl_ms: u64::try_from(r.orphan_ttl.as_millis()).unwrap_or(u64::MAX),
+                max_value_bytes: r.max_orphan_bytes,
+                wait: r.timeout + r.flush_interval * 2 + std::time::Duration::from_millis(20),
+                lookup_interval: r.lookup_interval,
+            },
+        ))
     }
 
     /// The queue to the shared tier's worker, when one is configured.

@@ -86,6 +86,11 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
                 counter!(PINPOINT_UNRESOLVED_PARENTS, "exporter" => x.clone()).increment(0);
                 counter!(PINPOINT_REJECTED_SPANS, "exporter" => x.clone()).increment(0);
                 counter!(PINPOINT_MESSAGES_DROPPED, "exporter" => x.clone()).increment(0);
+                let _ = histogram!(PINPOINT_HANDOFF_WAIT, "exporter" => x.clone());
+                for outcome in ["published", "claimed", "handed_off", "emitted_locally"] {
+                    counter!(PINPOINT_ORPHANS, "exporter" => x.clone(), "outcome" => outcome)
+                        .increment(0);
+                }
                 for kind in ["span", "chunk"] {
                     counter!(PINPOINT_MESSAGES, "exporter" => x.clone(), "kind" => kind)
                         .increment(0);

@@ -16,7 +16,7 @@ pub mod semconv;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram};
 use serde::Deserialize;
 
 use super::{ExportError, Exporter};
@@ -177,6 +177,8 @@ pub struct PinpointExporter {
     agents_gauge: Gauge,
     unresolved: Counter,
     links: [Counter; 5],
+    orphans: [Counter; 4],
+    handoff_wait: Histogram,
     early: Counter,
     /// Spans in messages the collector took, not yet reported to the worker.
     spans_sent: u64,
@@ -212,7 +214,8 @@ impl PinpointExporter {
                 },
             },
             cache,
-        );
+        )
+        .with_handoff_target(&format!("{}:{}", cfg.host, cfg.span_port));
         let client = Client::new(ClientConfig {
             host: cfg.host.clone(),
             tls: cfg.tls.clone(),
@@ -237,6 +240,10 @@ impl PinpointExporter {
             links: assemble::LinkOutcome::ALL.map(|o| {
                 metrics::counter!(m::PINPOINT_PARENT_LINKS, "exporter" => name.to_owned(), "outcome" => o.label())
             }),
+            orphans: assemble::OrphanOutcome::ALL.map(|o| {
+                metrics::counter!(m::PINPOINT_ORPHANS, "exporter" => name.to_owned(), "outcome" => o.label())
+            }),
+            handoff_wait: metrics::histogram!(m::PINPOINT_HANDOFF_WAIT, &l()),
             early: metrics::counter!(m::PINPOINT_EARLY_TRACES, &l()),
             spans_sent: 0,
             rejected: metrics::counter!(m::PINPOINT_REJECTED_SPANS, &l()),
@@ -264,6 +271,17 @@ impl PinpointExporter {
         for (i, counter) in self.links.iter().enumerate() {
             counter.increment(now.0[i] - before.0[i]);
         }
+        let (now_o, before_o) = (c.orphans, self.last_counts.orphans);
+        for (i, counter) in self.orphans.iter().enumerate() {
+            counter.increment(now_o.0[i] - before_o.0[i]);
+        }
+        for w in self.assembler.take_handoff_waits() {
+            self.handoff_wait.record(w);
+        }
+        // Spans handed off to another instance left this one: they count as sent here
+        // (the other instance does not count them again).
+        let handed = assemble::OrphanOutcome::HandedOff;
+        self.spans_sent += now_o.get(handed) - before_o.get(handed);
         let remote = assemble::LinkOutcome::UnresolvedRemote;
         self.unresolved
             .increment(now.get(remote) - before.get(remote));

@@ -274,6 +274,7 @@ impl crate::ids::store::BackingStore for Arc<FakeStore> {
                     data.insert((*map, key.to_vec()), value.to_vec());
                     Reply::Stored
                 }
+                Op::Handoff(_) => Reply::Failed("not a hand-off store".to_owned()),
             })
             .collect())
     }

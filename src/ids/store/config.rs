@@ -59,6 +59,17 @@ pub struct RedisConfig {
     /// A key the store did not have is asked again at most this often.
     #[serde(with = "crate::ids::duration")]
     pub lookup_interval: Duration,
+    /// Hand-off of orphan spans between replicas (a service's spans of one trace that
+    /// the SDK's batch boundary split across two instances): how long an offer stays
+    /// in the store at most (the whole per-trace hash expires then).
+    #[serde(with = "crate::ids::duration")]
+    pub orphan_ttl: Duration,
+    /// Largest offer (encoded spans of one orphan group) in bytes; a larger group is
+    /// not offered and goes out locally as before.
+    pub max_orphan_bytes: usize,
+    /// Offers waiting in the queue, in bytes, at most; beyond it new offers are not
+    /// made (the spans go out locally).
+    pub max_queued_orphan_bytes: usize,
 }
 
 impl Default for RedisConfig {
@@ -75,6 +86,9 @@ impl Default for RedisConfig {
             max_in_flight: 2,
             max_queued: 100_000,
             lookup_interval: Duration::from_millis(250),
+            orphan_ttl: Duration::from_secs(60),
+            max_orphan_bytes: 1 << 20,
+            max_queued_orphan_bytes: 16 << 20,
         }
     }
 }
@@ -93,6 +107,9 @@ impl fmt::Debug for RedisConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_queued", &self.max_queued)
             .field("lookup_interval", &self.lookup_interval)
+            .field("orphan_ttl", &self.orphan_ttl)
+            .field("max_orphan_bytes", &self.max_orphan_bytes)
+            .field("max_queued_orphan_bytes", &self.max_queued_orphan_bytes)
             .finish()
     }
 }
@@ -195,6 +212,24 @@ impl RedisConfig {
             ms(60_000),
             &mut errors,
         );
+        range(
+            "orphan_ttl",
+            self.orphan_ttl,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            &mut errors,
+        );
+        if !(1024..=64 << 20).contains(&self.max_orphan_bytes) {
+            errors.push(bad("max_orphan_bytes", "must be 1024..=67108864"));
+        }
+        if self.max_queued_orphan_bytes < self.max_orphan_bytes
+            || self.max_queued_orphan_bytes > 1 << 30
+        {
+            errors.push(bad(
+                "max_queued_orphan_bytes",
+                "must be max_orphan_bytes..=1073741824",
+            ));
+        }
         if !(1..=100_000).contains(&self.max_batch) {
             errors.push(bad("max_batch", "must be 1..=100000"));
         }

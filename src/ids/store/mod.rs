@@ -12,6 +12,9 @@
 //! instance needs; segments and metadata stay local.
 
 pub mod config;
+pub mod handoff;
+#[cfg(test)]
+pub mod memory;
 pub mod queue;
 pub mod redis;
 mod stats;
@@ -113,13 +116,16 @@ pub enum Op {
         /// When it was first queued (a write is not retried past its ttl).
         since: Instant,
     },
+    /// A hand-off command (`handoff.rs`); its answer goes to its mailbox.
+    Handoff(handoff::Routed),
 }
 
 impl Op {
-    /// The map of the command.
-    pub fn map(&self) -> MapName {
+    /// The map of the command (`None`: a hand-off command).
+    pub fn map(&self) -> Option<MapName> {
         match self {
-            Self::Get { map, .. } | Self::Set { map, .. } => *map,
+            Self::Get { map, .. } | Self::Set { map, .. } => Some(*map),
+            Self::Handoff(_) => None,
         }
     }
 }
@@ -133,6 +139,10 @@ pub enum Reply {
     NotFound,
     /// `Set`: written.
     Stored,
+    /// An integer answer (a hand-off offer or withdraw).
+    Int(i64),
+    /// A list of values (a hand-off claim).
+    Values(Vec<Vec<u8>>),
     /// The store refused this command (e.g. out of memory); the others may have worked.
     Failed(String),
 }

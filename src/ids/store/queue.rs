@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::handoff::Routed;
 use super::stats::{OpOutcome, StoreCounters, StoreStats};
 use super::{MapName, Op};
 
@@ -29,11 +30,14 @@ struct Write {
 struct State {
     lookups: VecDeque<(MapName, Box<[u8]>)>,
     writes: HashMap<(MapName, Box<[u8]>), Write>,
+    /// Hand-off commands in order (never coalesced or throttled), and their bytes.
+    handoffs: VecDeque<Routed>,
+    handoff_bytes: usize,
 }
 
 impl State {
     fn len(&self) -> usize {
-        self.lookups.len() + self.writes.len()
+        self.lookups.len() + self.writes.len() + self.handoffs.len()
     }
 }
 
@@ -48,6 +52,8 @@ pub struct QueueLimits {
     pub lookup_interval: Duration,
     /// Writes older than this are not sent again after a failure.
     pub ttl: Duration,
+    /// Bytes of hand-off commands waiting, at most.
+    pub max_handoff_bytes: usize,
 }
 
 /// The bounded, coalescing queue between the cache and the store worker.
@@ -122,6 +128,26 @@ impl StoreQueue {
         self.counters.op(map, outcome);
     }
 
+    /// Queues a hand-off command; when there is no room (commands or bytes) its
+    /// failure is answered at once. Never waits.
+    pub fn handoff(&self, r: Routed) {
+        let Ok(mut st) = self.state.lock() else {
+            r.mailbox.fail(r.token, &r.op);
+            return;
+        };
+        let bytes = r.op.bytes();
+        if st.len() >= self.limits.max_queued
+            || st.handoff_bytes + bytes > self.limits.max_handoff_bytes
+        {
+            drop(st);
+            self.counters.handoff_dropped();
+            r.mailbox.fail(r.token, &r.op);
+            return;
+        }
+        st.handoff_bytes += bytes;
+        st.handoffs.push_back(r);
+    }
+
     /// Forgets which keys were asked recently, so the next miss of each asks again
     /// (used at shutdown, for a last look before held segments are flushed).
     pub fn reset_throttle(&self) {
@@ -144,13 +170,24 @@ impl StoreQueue {
         let Ok(mut st) = self.state.lock() else {
             return Vec::new();
         };
-        let max = self.limits.max_batch;
+        let mut max = self.limits.max_batch;
+        let others = st.lookups.len() + st.writes.len();
+        let handoffs = st
+            .handoffs
+            .len()
+            .min(if others > 0 { max.div_ceil(2) } else { max });
+        let mut ops = Vec::with_capacity(handoffs.min(max) + others.min(max));
+        let taken: Vec<Routed> = st.handoffs.drain(..handoffs).collect();
+        for r in taken {
+            st.handoff_bytes -= r.op.bytes();
+            ops.push(Op::Handoff(r));
+        }
+        max -= handoffs;
         let lookups = st
             .lookups
             .len()
             .min(max.div_ceil(2).max(max - st.writes.len().min(max)));
         let n_writes = st.writes.len().min(max - lookups);
-        let mut ops = Vec::with_capacity(n_writes + lookups);
         if n_writes == st.writes.len() {
             for ((map, key), w) in st.writes.drain() {
                 ops.push(Op::Set {
@@ -228,6 +265,7 @@ mod tests {
             max_batch,
             lookup_interval: Duration::from_secs(60),
             ttl: Duration::from_secs(60),
+            max_handoff_bytes: 1 << 20,
         })
     }
 
@@ -299,6 +337,7 @@ mod tests {
             max_batch: 100,
             lookup_interval: Duration::from_secs(60),
             ttl: Duration::from_millis(50),
+            max_handoff_bytes: 1 << 20,
         });
         q.write(MapName::Caller, vec![1], vec![1]);
         q.write(MapName::Caller, vec![2], vec![2]);

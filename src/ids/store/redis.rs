@@ -15,7 +15,21 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, IntoConnectionInfo, Value};
 
 use super::config::{RedisConfig, redact_url};
+use super::handoff::HandoffOp;
 use super::{BackingStore, MapName, Op, Reply, StoreError};
+
+/// Offer: put the field, (re)set the hash's expiry.
+const OFFER: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+    redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 1";
+
+/// Claim: take (delete) and return the values of every field whose first 8 bytes (the
+/// parent span id) are one of ARGV[2..] and whose next 8 (the offering instance) are
+/// not ARGV[1]; atomic, like every script.
+const CLAIM: &str = "local want = {} for i = 2, #ARGV do want[ARGV[i]] = true end \
+    local out = {} local all = redis.call('HGETALL', KEYS[1]) \
+    for i = 1, #all, 2 do local f = all[i] \
+    if want[string.sub(f, 1, 8)] and string.sub(f, 9, 16) ~= ARGV[1] then \
+    redis.call('HDEL', KEYS[1], f) out[#out + 1] = all[i + 1] end end return out";
 
 /// The Redis tier.
 pub struct RedisStore {
@@ -60,9 +74,13 @@ impl RedisStore {
     }
 
     fn key(&self, map: MapName, key: &[u8]) -> String {
+        self.named_key(map.as_str(), key)
+    }
+
+    fn named_key(&self, name: &str, key: &[u8]) -> String {
         let mut k = String::with_capacity(self.prefix.len() + 10 + key.len() * 2);
         k.push_str(&self.prefix);
-        k.push_str(map.as_str());
+        k.push_str(name);
         k.push(':');
         for b in key {
             let _ = write!(k, "{b:02x}");
@@ -89,6 +107,38 @@ impl BackingStore for RedisStore {
                         .arg("PX")
                         .arg(self.ttl_ms);
                 }
+                Op::Handoff(r) => {
+                    let key = self.named_key("orphans", &r.key);
+                    match &r.op {
+                        HandoffOp::Offer {
+                            field,
+                            value,
+                            ttl_ms,
+                        } => {
+                            pipe.cmd("EVAL")
+                                .arg(OFFER)
+                                .arg(1)
+                                .arg(key)
+                                .arg(&**field)
+                                .arg(&**value)
+                                .arg(*ttl_ms);
+                        }
+                        HandoffOp::Claim { instance, parents } => {
+                            let c = pipe
+                                .cmd("EVAL")
+                                .arg(CLAIM)
+                                .arg(1)
+                                .arg(key)
+                                .arg(&instance[..]);
+                            for p in parents {
+                                c.arg(&p[..]);
+                            }
+                        }
+                        HandoffOp::Withdraw { field } => {
+                            pipe.cmd("HDEL").arg(key).arg(&**field);
+                        }
+                    }
+                }
             }
         }
         let mut conn = self.conn.clone();
@@ -102,6 +152,16 @@ impl BackingStore for RedisStore {
                 Value::Nil => Reply::NotFound,
                 Value::BulkString(b) => Reply::Found(b),
                 Value::Okay => Reply::Stored,
+                Value::Int(n) => Reply::Int(n),
+                Value::Array(items) => Reply::Values(
+                    items
+                        .into_iter()
+                        .filter_map(|v| match v {
+                            Value::BulkString(b) => Some(b),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 Value::ServerError(e) => Reply::Failed(e.to_string()),
                 other => Reply::Failed(format!("unexpected reply {other:?}")),
             })

@@ -224,6 +224,17 @@ impl StoreCounters {
         self.up_gauge.set(if up { 1.0 } else { 0.0 });
     }
 
+    /// A hand-off command dropped for want of room (its sender falls back locally).
+    pub(crate) fn handoff_dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Whether round trips were made and the last one failed.
+    pub(crate) fn known_down(&self) -> bool {
+        !self.up.load(Relaxed)
+            && self.round_trip_errors.load(Relaxed) + self.timeouts.load(Relaxed) > 0
+    }
+
     pub(crate) fn set_queued(&self, n: usize) {
         self.queued.set(n as f64);
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::handoff::{Answer, HandoffOp};
 use super::queue::StoreQueue;
 use super::stats::{ErrorKind, OpOutcome, TripOutcome};
 use super::{BackingStore, LocalTier, Op, Reply};
@@ -101,7 +102,7 @@ async fn run<S: BackingStore>(
 }
 
 /// One pipelined round trip; true when the store answered.
-async fn round_trip<S: BackingStore>(
+pub(crate) async fn round_trip<S: BackingStore>(
     store: &S,
     ops: Vec<Op>,
     queue: &StoreQueue,
@@ -116,6 +117,7 @@ async fn round_trip<S: BackingStore>(
         Err(_) => {
             c.trip(TripOutcome::Timeout, took);
             c.error(ErrorKind::Timeout);
+            fail_handoffs(&ops);
             queue.requeue_writes(ops);
             return false;
         }
@@ -123,6 +125,7 @@ async fn round_trip<S: BackingStore>(
             c.trip(TripOutcome::Error, took);
             c.error(ErrorKind::Connection);
             tracing::debug!(error = %e, "shared id store round trip failed");
+            fail_handoffs(&ops);
             queue.requeue_writes(ops);
             return false;
         }
@@ -135,6 +138,13 @@ async fn round_trip<S: BackingStore>(
             .next()
             .unwrap_or(Reply::Failed("no reply".to_owned()));
         match (op, reply) {
+            (Op::Handoff(r), reply) => {
+                let failed = matches!(reply, Reply::Failed(_));
+                r.mailbox.put(handoff_answer(r.token, &r.op, reply));
+                if failed {
+                    c.error(ErrorKind::Server);
+                }
+            }
             (Op::Get { map, key }, Reply::Found(value)) => {
                 if tier.fill(*map, key, &value) {
                     c.op(*map, OpOutcome::Hit);
@@ -149,11 +159,53 @@ async fn round_trip<S: BackingStore>(
                 c.error(ErrorKind::Server);
                 tracing::debug!(error = %msg, "shared id store refused a command");
             }
-            (op, _) => {
-                c.op(op.map(), OpOutcome::Failed);
+            (op @ (Op::Get { .. } | Op::Set { .. }), _) => {
+                if let Some(map) = op.map() {
+                    c.op(map, OpOutcome::Failed);
+                }
                 c.error(ErrorKind::Server);
             }
         }
     }
     true
+}
+
+/// Answers the hand-off commands of a failed round trip: no answer.
+fn fail_handoffs(ops: &[Op]) {
+    for op in ops {
+        if let Op::Handoff(r) = op {
+            r.mailbox.fail(r.token, &r.op);
+        }
+    }
+}
+
+/// What a reply to a hand-off command means.
+fn handoff_answer(token: u64, op: &HandoffOp, reply: Reply) -> Answer {
+    match (op, reply) {
+        (HandoffOp::Offer { .. }, Reply::Int(_) | Reply::Stored) => Answer::Offered {
+            token,
+            stored: true,
+        },
+        (HandoffOp::Claim { .. }, Reply::Values(values)) => Answer::Claimed {
+            token,
+            values: Some(values),
+        },
+        (HandoffOp::Claim { .. }, Reply::NotFound) => Answer::Claimed {
+            token,
+            values: Some(Vec::new()),
+        },
+        (HandoffOp::Withdraw { .. }, Reply::Int(n)) => Answer::Withdrawn {
+            token,
+            mine: Some(n > 0),
+        },
+        (HandoffOp::Offer { .. }, _) => Answer::Offered {
+            token,
+            stored: false,
+        },
+        (HandoffOp::Claim { .. }, _) => Answer::Claimed {
+            token,
+            values: None,
+        },
+        (HandoffOp::Withdraw { .. }, _) => Answer::Withdrawn { token, mine: None },
+    }
 }

@@ -125,7 +125,8 @@ impl Assembler {
                 field: Some(p_span_message::Field::Span(pspan)),
             },
             exceptions: extras.exceptions,
-            spans: order.len(),
+            // Spans claimed from another instance count there.
+            spans: order.iter().filter(|(i, _)| !b.spans[*i].claimed).count(),
         });
     }
 
@@ -171,7 +172,8 @@ impl Assembler {
                 field: Some(p_span_message::Field::SpanChunk(chunk)),
             },
             exceptions: extras.exceptions,
-            spans: order.len(),
+            // Spans claimed from another instance count there.
+            spans: order.iter().filter(|(i, _)| !b.spans[*i].claimed).count(),
         });
     }
 

@@ -11,16 +11,16 @@ use super::{Assembler, Expiry, Output, TraceBuf};
 use crate::ids::{TraceId, TransactionId, mapping, otlp};
 
 /// One look at one trace.
-struct Look {
-    t: TraceId,
+pub(super) struct Look {
+    pub t: TraceId,
     txid: TransactionId,
-    expiry: Expiry,
+    pub expiry: Expiry,
     hold: Duration,
 }
 
 impl Look {
     /// Whether the group rooted at `p` has waited its hold.
-    fn expired(&self, p: &Pending) -> bool {
+    pub fn expired(&self, p: &Pending) -> bool {
         match self.expiry {
             Expiry::All => true,
             Expiry::Due(at) => at >= p.arrived + self.hold,
@@ -72,6 +72,7 @@ impl Assembler {
     /// Emits every segment that is ready; with `force` (shutdown) everything held.
     pub fn flush(&mut self, now: Instant, force: bool) -> Vec<Output> {
         let mut out = Vec::new();
+        self.absorb_answers(now);
         let early = self.over_capacity();
         let ids: Vec<TraceId> = self
             .traces
@@ -154,8 +155,23 @@ impl Assembler {
             hold: self.cfg.hold,
         };
         let (txid, hold) = (look.txid, look.hold);
+        let gated = self.gated(&buf, now, expiry);
         loop {
             let forest = Forest::build(&buf.spans);
+            // Orphans handed between instances (`handoff.rs`): offers settled first; a
+            // group may not go while its offer is out, nor anything before the claim
+            // after the latest arrival was answered.
+            let settled = self.settle_offers(&look, &mut buf, &forest, now);
+            if let Some(s) = settled.as_ref().filter(|s| s.handed_off.iter().any(|d| *d)) {
+                self.take_used(&mut buf, &s.handed_off);
+                if buf.spans.is_empty() {
+                    return buf;
+                }
+                continue;
+            }
+            let skip: Vec<bool> = (0..buf.spans.len())
+                .map(|i| gated || settled.as_ref().is_some_and(|s| s.blocked[i]))
+                .collect();
             let mut sink = Sink {
                 used: vec![false; buf.spans.len()],
                 out,
@@ -165,7 +181,7 @@ impl Assembler {
             // entries resolved by tracestate or cache. Waiting entries teach the cache
             // their calls (their segment id is known already).
             let mut learned = false;
-            for &r in &forest.roots {
+            for &r in forest.roots.iter().filter(|r| !skip[**r]) {
                 let b = Build {
                     trace: t,
                     spans: &buf.spans,
@@ -204,16 +220,16 @@ impl Assembler {
             // 2. Callers before callees: spans whose local parent did not come in their
             // hold go out as their own segment (and teach the cache their calls).
             if !emitted {
-                self.give_up_orphans(&look, &buf, &forest, &mut sink);
+                self.give_up_orphans(&look, &buf, &forest, &skip, &mut sink);
             }
             // 3. Then entries whose caller's client span never arrived in their hold.
             // A caller whose client span is here but which waits for its own entry
             // decides first (its group has its own clock), unless that cannot end:
             // everything must go (shutdown, capacity), or twice the hold passed.
             if !sink.used.iter().any(|u| *u) {
-                self.give_up_callees(&look, &buf, &forest, true, &mut sink);
+                self.give_up_callees(&look, &buf, &forest, (true, &skip), &mut sink);
                 if !sink.used.iter().any(|u| *u) && matches!(expiry, Expiry::All) {
-                    self.give_up_callees(&look, &buf, &forest, false, &mut sink);
+                    self.give_up_callees(&look, &buf, &forest, (false, &skip), &mut sink);
                 }
             }
             if sink.used.iter().any(|u| *u) {
@@ -239,6 +255,11 @@ impl Assembler {
                 .filter(|&&r| buf.spans[r].remote)
                 .filter_map(|&r| buf.spans[r].parent)
                 .collect();
+            if !matches!(expiry, Expiry::All)
+                && let Some(again) = self.offer_and_claim(&look, &mut buf, &forest, now)
+            {
+                buf.due = buf.due.min(again);
+            }
             return buf;
         }
     }
@@ -248,9 +269,10 @@ impl Assembler {
         look: &Look,
         buf: &TraceBuf,
         forest: &Forest,
+        skip: &[bool],
         sink: &mut Sink<'_>,
     ) {
-        for &r in &forest.roots {
+        for &r in forest.roots.iter().filter(|r| !skip[**r]) {
             let p = &buf.spans[r];
             let Some(parent) = p.parent.filter(|_| !p.remote) else {
                 continue;
@@ -280,10 +302,10 @@ impl Assembler {
         look: &Look,
         buf: &TraceBuf,
         forest: &Forest,
-        caller_first: bool,
+        (caller_first, skip): (bool, &[bool]),
         sink: &mut Sink<'_>,
     ) {
-        for &r in &forest.roots {
+        for &r in forest.roots.iter().filter(|r| !skip[**r]) {
             let p = &buf.spans[r];
             let Some(parent) = p.parent.filter(|_| p.remote) else {
                 continue;

@@ -68,6 +68,11 @@ pub(super) struct Pending {
     pub learned: bool,
     /// Its bytes are counted (in a pin or as an owned copy).
     pub counted: bool,
+    /// The offer (`handoff.rs`) it is part of, until that is settled: an offered span
+    /// is never emitted before its offer was withdrawn.
+    pub offer: Option<u64>,
+    /// It came from another instance's offer (its spans count there, not here).
+    pub claimed: bool,
 }
 
 impl Pending {
@@ -85,6 +90,36 @@ impl Pending {
             remote,
             learned: false,
             counted: false,
+            offer: None,
+            claimed: false,
+        }
+    }
+
+    /// A span claimed from another instance (owned, its bytes counted in `account`).
+    pub fn claimed(
+        agent: Arc<AgentIdentity>,
+        span: Span,
+        arrived: Instant,
+        account: &mut Account,
+    ) -> Self {
+        let id = <[u8; 8]>::try_from(span.span_id.as_slice())
+            .ok()
+            .map(SpanId);
+        let parent = otlp::parent_of(&span);
+        let remote = otlp::remote_parent(&span).is_some();
+        let bytes = span_bytes(&span);
+        account.owned += bytes;
+        Self {
+            agent,
+            span: Held::Owned(Box::new(span), bytes),
+            arrived,
+            id,
+            parent,
+            remote,
+            learned: false,
+            counted: true,
+            offer: None,
+            claimed: true,
         }
     }
 

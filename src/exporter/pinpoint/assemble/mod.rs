@@ -20,6 +20,7 @@
 mod emit;
 mod flush;
 mod forest;
+mod handoff;
 mod held;
 mod link;
 
@@ -36,6 +37,7 @@ use super::proto::PSpanMessage;
 use crate::ids::{AgentId, MappingCache, SpanId, TraceId};
 use crate::pipeline::{Block, SharedBlock};
 use emit::Sent;
+pub use handoff::{OrphanCounts, OrphanOutcome};
 use held::{Account, Pending, SpanRef};
 pub use link::{LinkCounts, LinkOutcome};
 
@@ -99,6 +101,8 @@ pub struct Counts {
     /// Entry links by outcome.
     pub links: LinkCounts,
     pub early_by_capacity: u64,
+    /// Orphan spans handed between instances, by outcome (`handoff.rs`).
+    pub orphans: OrphanCounts,
 }
 
 impl Counts {
@@ -121,6 +125,21 @@ pub(super) struct TraceBuf {
     oldest: Instant,
     /// Remote parents that waiting entries look up in the mapping cache.
     waiting: Vec<SpanId>,
+    /// Claims of other instances' orphans for this trace (`handoff.rs`).
+    gate: handoff::Gate,
+}
+
+impl TraceBuf {
+    fn new(now: Instant) -> Self {
+        Self {
+            spans: Vec::new(),
+            dirty: true,
+            due: now,
+            oldest: now,
+            waiting: Vec::new(),
+            gate: handoff::Gate::default(),
+        }
+    }
 }
 
 /// When a look at a trace may give up on waiting groups.
@@ -142,6 +161,8 @@ pub struct Assembler {
     sent: HashMap<(TraceId, SpanId), (Arc<Sent>, i32)>,
     /// `sent`'s keys in the order they were sent, for expiry and the size cap.
     sent_order: VecDeque<(Instant, (TraceId, SpanId))>,
+    /// The hand-off of orphans between instances (with a shared store only).
+    handoff: Option<handoff::Handoffs>,
     pub counts: Counts,
 }
 
@@ -154,9 +175,11 @@ fn trace_id(s: &opentelemetry_proto::tonic::trace::v1::Span) -> Option<TraceId> 
 impl Assembler {
     #[must_use]
     pub fn new(cfg: Config, cache: Arc<MappingCache>) -> Self {
+        let handoff = cache.handoff("").map(handoff::Handoffs::new);
         Self {
             cfg,
             cache,
+            handoff,
             traces: HashMap::new(),
             pending: 0,
             account: Account::default(),
@@ -164,6 +187,14 @@ impl Assembler {
             sent_order: VecDeque::new(),
             counts: Counts::default(),
         }
+    }
+
+    /// Orphan spans are handed off (through the shared store, when there is one) only
+    /// between exporters that send to the same collector, `target` (`host:port`).
+    #[must_use]
+    pub fn with_handoff_target(mut self, target: &str) -> Self {
+        self.handoff = self.cache.handoff(target).map(handoff::Handoffs::new);
+        self
     }
 
     /// Sent spans remembered for late children.
@@ -214,14 +245,9 @@ impl Assembler {
             for (si, ss) in rs.scope_spans.iter().enumerate() {
                 for (i, span) in ss.spans.iter().enumerate() {
                     let Some(t) = trace_id(span) else { continue };
-                    let buf = self.traces.entry(t).or_insert_with(|| TraceBuf {
-                        spans: Vec::new(),
-                        dirty: true,
-                        due: now,
-                        oldest: now,
-                        waiting: Vec::new(),
-                    });
+                    let buf = self.traces.entry(t).or_insert_with(|| TraceBuf::new(now));
                     buf.dirty = true;
+                    buf.gate.last_arrival = Some(now);
                     let r = SpanRef {
                         block: Arc::clone(block),
                         resource: ri as u32,
@@ -244,6 +270,8 @@ pub fn identity_of(resource: Option<&Resource>) -> AgentIdentity {
 
 #[cfg(test)]
 mod calltree;
+#[cfg(test)]
+mod handoff_tests;
 #[cfg(test)]
 mod permute_tests;
 #[cfg(test)]
