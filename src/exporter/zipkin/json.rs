@@ -79,38 +79,63 @@ impl<'a> Val<'a> {
 type Tags<'a> = [(&'a str, Val<'a>)];
 
 /// A JSON string, escaped as `serde_json` escapes it (`"`, `\\`, and control characters;
-/// `\b \f \n \r \t` in short form, the others as `\u00xx`). Runs without an escape
-/// are copied whole, which is most strings.
+/// `\b \f \n \r \t` in short form, the others as `\u00xx`). Most strings need no
+/// escape: one pass without branches finds that out and the string is copied whole.
 fn str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // No early exit, so the compiler can check many bytes at once.
+    let clean = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if clean {
+        out.extend_from_slice(bytes);
+    } else {
+        escaped(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// The escape of each byte: 0 for none, `u` for `\u00xx`, else the letter after `\`.
+const ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// [`str`]'s slow path: copies the runs between escapes whole.
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        let e = ESCAPES[usize::from(b)];
+        if e == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
+        if e == b'u' {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(b >> 4)]);
             out.push(HEX[usize::from(b & 0x0f)]);
         } else {
-            out.extend_from_slice(short);
+            out.push(b'\\');
+            out.push(e);
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Hex digits of an id, quoted.
