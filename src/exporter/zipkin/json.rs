@@ -150,8 +150,8 @@ fn hex_id(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Writes every span of `resource_spans` as a Zipkin v2 JSON list into `out`, and
-/// returns the spans left out (as [`c::convert`] would). Nothing is written for a batch
-/// whose every span is left out; the result says whether any span was written.
+/// returns how many spans were written and the spans left out (as [`c::convert`] would).
+/// Nothing is written for a batch whose every span is left out.
 pub fn write<'a>(
     resource_spans: impl IntoIterator<Item = &'a ResourceSpans>,
     out: &mut Vec<u8>,
