@@ -7,6 +7,9 @@
 #   zipkin       Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
 #   otlp         OTLP/gRPC, gzip -> Rotel (PyPI `rotel`, from .venv) with --exporter blackhole
 #                (not in the default PIPELINES: PIPELINES="passthrough otlp")
+#   rotel        not the gateway: Rotel itself (PyPI `rotel`, --exporter blackhole) in the
+#                gateway's place, measured the same way: the side-by-side reference for
+#                the pass-through (spans counted as loadgen's accepted spans)
 # it measures, on the gateway process only (never the peers or loadgen):
 #   idle      RSS 2 s after start
 #   steady    RATE spans/s (default 10000) in batches of 100 for DURATION s, default
@@ -16,7 +19,14 @@
 #             no batch timeout is waited): p50/p99 of bridge_pipeline_latency_seconds
 #   saturate  loadgen unbounded (32 in flight) for SAT_DURATION s: spans exported per
 #             second, and per CPU-second of the gateway (= spans/s per core)
+#   overload  (OVERLOAD=1, the default) a closed-loop probe, 4 requests in flight for
+#             OVL_DURATION s, gives the sustainable rate S (spans exported per second);
+#             then loadgen offers 10 x S (--rate, 64 in flight) for OVL_DURATION s and the
+#             goodput (spans exported per second) is compared with S. Loadgen may not
+#             reach 10 x S on its core: the offered rate is reported as measured.
 # The gateway runs on CPU 1 (taskset -c 1); loadgen and the peers on CPU 0.
+# Rotel is found in .venv (scripts/setup-test-peers.sh) or installed from PyPI into
+# .venv-rotel by this script.
 #
 # Usage: benches/e2e.sh            (writes the table between the e2e markers of BENCHMARKS.md)
 #        DURATION=60 SAT_DURATION=30 PIPELINES="pinpoint" OUT=/tmp/x.md benches/e2e.sh
@@ -28,7 +38,9 @@ DURATION=${DURATION:-30}
 LAT_DURATION=${LAT_DURATION:-15}
 SAT_DURATION=${SAT_DURATION:-20}
 RATE=${RATE:-10000}
-PIPELINES=${PIPELINES:-"passthrough pinpoint zipkin"}
+PIPELINES=${PIPELINES:-"rotel passthrough pinpoint zipkin"}
+OVERLOAD=${OVERLOAD:-1}
+OVL_DURATION=${OVL_DURATION:-15}
 OUT=${OUT:-BENCHMARKS.md}
 GW_CPU=${GW_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -67,6 +79,19 @@ elif [ -z "${BRIDGE_BIN:-}" ]; then
 fi
 LOAD_BEFORE=${LOAD_BEFORE:-$(cut -d' ' -f1-3 /proc/loadavg)}
 
+# --- Rotel (PyPI) ----------------------------------------------------------------------
+rotel_agent() { # -> path of rotel-agent, installing the pinned PyPI package when missing
+    local r
+    r=$(ls .venv/lib/*/site-packages/rotel/rotel-agent .venv-rotel/lib/*/site-packages/rotel/rotel-agent 2>/dev/null | head -1)
+    if [ -z "$r" ]; then
+        log "installing rotel from PyPI into .venv-rotel"
+        python3 -m venv .venv-rotel >&2
+        .venv-rotel/bin/pip install --quiet --disable-pip-version-check rotel==0.0.1a15 >&2
+        r=$(ls .venv-rotel/lib/*/site-packages/rotel/rotel-agent | head -1)
+    fi
+    echo "$r"
+}
+
 # --- peers (CPU 0) -------------------------------------------------------------------
 wait_line() { # file -> first line, waiting up to 15 s
     for _ in $(seq 150); do
@@ -87,8 +112,7 @@ start_peers() {
     fi
     if [[ " $PIPELINES " == *" otlp "* ]]; then
         local rotel
-        rotel=$(ls .venv/lib/*/site-packages/rotel/rotel-agent 2>/dev/null | head -1)
-        [ -x "$rotel" ] || { log "rotel-agent not found: run scripts/setup-test-peers.sh"; exit 1; }
+        rotel=$(rotel_agent)
         export BENCH_ROTEL_PORT=${BENCH_ROTEL_PORT:-14319}
         taskset -c "$LOAD_CPU" "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$BENCH_ROTEL_PORT" \
             --otlp-http-endpoint "127.0.0.1:$((BENCH_ROTEL_PORT + 1))" --exporter blackhole \
@@ -113,6 +137,18 @@ start_peers() {
 config_of() { case "$1" in passthrough) echo null ;; *) echo "$1" ;; esac; }
 start_gateway() { # pipeline [VAR=value ...]
     local cfg
+    if [ "$1" = rotel ]; then
+        taskset -c "$GW_CPU" "$(rotel_agent)" start --otlp-grpc-endpoint "127.0.0.1:$BENCH_GRPC_PORT" \
+            --otlp-http-endpoint "127.0.0.1:$BENCH_HTTP_PORT" --exporter blackhole \
+            --pid-file "$TMP/rotel-gw.pid" --log-file "$TMP/rotel-gw.log" >/dev/null 2>&1 &
+        GW=$!
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_GRPC_PORT") 2>/dev/null && return 0
+            sleep 0.1
+        done
+        log "rotel did not start"
+        return 1
+    fi
     cfg=benches/e2e/$(config_of "$1").yaml
     shift
     env "$@" taskset -c "$GW_CPU" "$B" run -c "$cfg" 2>>"$TMP/gateway.log" &
@@ -131,12 +167,12 @@ stop_gateway() {
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-metric() { # name -> value summed over series of exporter "out"
-    curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" |
+metric() { # name -> value summed over series of exporter "out" (0 without /metrics)
+    { curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" || true; } |
         awk -v n="$1" '$1 ~ "^"n"(\\{|$)" && $1 ~ /exporter="out"/ {s += $2} END {print s + 0}'
 }
 latency_buckets() {
-    curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" | grep '^bridge_pipeline_latency_seconds_bucket{exporter="out"' || true
+    { curl -sf "http://127.0.0.1:$BENCH_ADMIN_PORT/metrics" || true; } | grep '^bridge_pipeline_latency_seconds_bucket{exporter="out"' || true
 }
 
 # Runs loadgen against the gateway and writes one JSON result line.
@@ -187,6 +223,8 @@ def pct(q):
         lo_le, lo_n = le, n
     return None
 sent = float(s1) - float(s0)
+if pipeline == "rotel":  # no metrics of its own here: what loadgen had accepted
+    sent = float(loadgen["spans_accepted"])
 print(json.dumps({
     "pipeline": pipeline, "phase": phase, "loadgen_args": args,
     "wall_s": wall, "cpu_s": cpu_s, "cpu_pct": 100 * cpu_s / wall,
@@ -196,6 +234,7 @@ print(json.dumps({
     "sent_spans": sent, "sent_per_s": sent / wall,
     "spans_per_cpu_s": sent / cpu_s if cpu_s > 0 else None,
     "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99),
+    "offered_per_s": loadgen["requests"] * loadgen["batch"] / wall,
     "loadgen": loadgen,
 }))
 EOF
@@ -213,14 +252,26 @@ for p in $PIPELINES; do
     measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16 $LOADGEN_EXTRA
     stop_gateway
 
-    start_gateway "$p" BENCH_BATCH_MAX=100
-    # shellcheck disable=SC2086
-    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16 $LOADGEN_EXTRA
-    stop_gateway
+    if [ "$p" != rotel ]; then
+        start_gateway "$p" BENCH_BATCH_MAX=100
+        # shellcheck disable=SC2086
+        measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16 $LOADGEN_EXTRA
+        stop_gateway
+    fi
 
     start_gateway "$p"
     measure "$p" saturate --batch 100 --duration "${SAT_DURATION}s" --concurrency 32
     stop_gateway
+
+    if [ "$OVERLOAD" = 1 ] && [ "$p" != rotel ]; then
+        start_gateway "$p"
+        measure "$p" probe --batch 100 --duration "${OVL_DURATION}s" --concurrency 4
+        sustained=$(tail -1 "$RESULTS" | python3 -c 'import json,sys; print(max(100, int(json.load(sys.stdin)["sent_per_s"])))')
+        # Let the queue drain before the overload starts.
+        sleep 2
+        measure "$p" overload --rate $((10 * sustained)) --batch 100 --duration "${OVL_DURATION}s" --concurrency 64
+        stop_gateway
+    fi
 done
 LOAD_AFTER=${LOAD_AFTER:-$(cut -d' ' -f1-3 /proc/loadavg)}
 
@@ -244,7 +295,7 @@ lines = [
     "| pipeline | idle RSS MiB | CPU % of a core @ steady | RSS avg / max MiB @ steady (VmHWM) | spans per CPU-second @ steady | latency p50 / p99 ms | saturation: exported spans/s (CPU %) | spans per CPU-second @ saturation | refused / errors (sat.) |",
     "|---|---|---|---|---|---|---|---|---|",
 ]
-for p in ["passthrough", "pinpoint", "zipkin", "otlp"]:
+for p in ["rotel", "passthrough", "pinpoint", "zipkin", "otlp"]:
     idle, st, la, sa = get(p, "idle"), get(p, "steady"), get(p, "latency"), get(p, "saturate")
     if not st:
         continue
@@ -253,6 +304,22 @@ for p in ["passthrough", "pinpoint", "zipkin", "otlp"]:
         f"| {f(la and la['latency_p50_ms'], 3)} / {f(la and la['latency_p99_ms'], 3)} "
         f"| {f(sa and sa['sent_per_s'], 0)} ({f(sa and sa['cpu_pct'], 0)}) | {f(sa and sa['spans_per_cpu_s'], 0)} "
         f"| {sa and sa['loadgen']['refused']} / {sa and sa['loadgen']['errors']} |")
+rb, pb = get("rotel", "steady"), get("passthrough", "steady")
+if rb and pb and rb["spans_per_cpu_s"] and pb["spans_per_cpu_s"]:
+    lines.append("")
+    lines.append(f"CPU per span of the pass-through relative to Rotel's blackhole: {rb['spans_per_cpu_s'] / pb['spans_per_cpu_s']:.2f}× at steady"
+                 + (f", {get('rotel', 'saturate')['spans_per_cpu_s'] / get('passthrough', 'saturate')['spans_per_cpu_s']:.2f}× at saturate" if get("rotel", "saturate") and get("passthrough", "saturate") and get("passthrough", "saturate")["spans_per_cpu_s"] and get("rotel", "saturate")["spans_per_cpu_s"] else "")
+                 + " (Rotel's spans are those loadgen had accepted).")
+ovl = [(p, get(p, "probe"), get(p, "overload")) for p in ["passthrough", "pinpoint", "zipkin", "otlp"]]
+ovl = [(p, pr, ov) for p, pr, ov in ovl if pr and ov]
+if ovl:
+    lines += ["", "Overload: sustainable rate S = spans exported per second with 4 requests in flight (closed loop); then loadgen offers 10 × S (`--rate`, 64 in flight). Goodput = spans exported per second under that load.", "",
+              "| pipeline | S: exported spans/s (CPU %) | offered spans/s (× S) | goodput spans/s (CPU %) | goodput / S | refused requests (overload) |",
+              "|---|---|---|---|---|---|"]
+    for p, pr, ov in ovl:
+        s_rate = pr["sent_per_s"]
+        lines.append(f"| {p} | {f(s_rate, 0)} ({f(pr['cpu_pct'], 0)}) | {f(ov['offered_per_s'], 0)} ({f(ov['offered_per_s'] / s_rate if s_rate else None, 1)}×) "
+                     f"| {f(ov['sent_per_s'], 0)} ({f(ov['cpu_pct'], 0)}) | {f(100 * ov['sent_per_s'] / s_rate if s_rate else None, 0)} % | {ov['loadgen']['refused']} |")
 for p in ["pinpoint", "zipkin", "otlp"]:
     ratios = []
     for phase in ["steady", "saturate"]:

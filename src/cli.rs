@@ -110,6 +110,10 @@ pub struct LoadgenArgs {
     /// service's spans are sent this many requests after its callee's (0 = off).
     #[arg(long, default_value_t = 0)]
     callee_first_lag: u64,
+    /// Stop after this many requests (the run still ends at `--duration`); request n of
+    /// those sent uses seed + n, so the bytes sent are the same on every run.
+    #[arg(long)]
+    count: Option<u64>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -168,6 +172,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
         },
         seed: a.seed,
         callee_first_lag: a.callee_first_lag,
+        count: a.count,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -59,6 +59,10 @@ pub struct Options {
     /// ([`testdata::callee_first_request`]): a trace's services call each other in a
     /// chain and each service's spans arrive N requests after its callee's.
     pub callee_first_lag: u64,
+    /// Stop after this many requests have been sent (`None`: only `duration` ends the
+    /// run). With a count, request n (of those sent) uses seed + n, so a run sends the
+    /// same bytes every time: what `benches/instructions.sh` needs.
+    pub count: Option<u64>,
 }
 
 /// What a run achieved.
@@ -368,8 +372,12 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
     let started = Instant::now();
     let end = tokio::time::Instant::now() + o.duration;
     let mut skipped = 0u64;
+    let mut sent = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0u64.. {
+        if o.count.is_some_and(|c| sent >= c) {
+            break;
+        }
         let permit = if let Some(t) = ticker.as_mut() {
             tokio::select! {
                 _ = t.tick() => {}
@@ -398,7 +406,10 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
         let sender = Arc::clone(&sender);
         let tally = Arc::clone(&tally);
         let shape = o.shape.clone();
-        let seed = o.seed.wrapping_add(n);
+        let seed = o
+            .seed
+            .wrapping_add(if o.count.is_some() { sent } else { n });
+        sent += 1;
         let (first_seed, lag) = (o.seed, o.callee_first_lag);
         let timeout = o.timeout;
         tasks.spawn(async move {

@@ -7,7 +7,7 @@
 //!   RESOURCE_EXHAUSTED); more than the process has left under its soft limit is
 //!   refused for now (503 / UNAVAILABLE, retryable).
 //! - **The soft limit** (`memory.limit`, like the Collector's `memory_limiter`) is
-//!   checked against the live heap, which [`ALLOCATOR`] counts exactly (the system
+//!   checked against the live heap, which [`ALLOCATOR`] counts exactly (mimalloc or the system
 //!   allocator, wrapped), plus what admitted-but-not-yet-decoded requests reserved.
 //!   Above it the receivers refuse with retryable codes; nothing aborts.
 //! - **Queues** are bounded in bytes as well as spans (`queue.max_bytes`), charged
@@ -26,10 +26,18 @@ pub use scan::Estimate;
 
 use crate::selfmetrics as m;
 
-/// The process's allocator: the system one, counting live bytes (one relaxed atomic
-/// add per allocation) so the soft limit can be checked against the real heap.
+/// The process's allocator: mimalloc (feature `mimalloc`, on by default) or the system
+/// one, counting live bytes (one relaxed atomic add per allocation) so the soft limit
+/// can be checked against the real heap.
 #[global_allocator]
-pub static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+pub static ALLOCATOR: cap::Cap<Inner> = cap::Cap::new(Inner {}, usize::MAX);
+
+/// The allocator [`ALLOCATOR`] counts for.
+#[cfg(feature = "mimalloc")]
+pub type Inner = mimalloc::MiMalloc;
+/// The allocator [`ALLOCATOR`] counts for.
+#[cfg(not(feature = "mimalloc"))]
+pub type Inner = std::alloc::System;
 
 /// Bytes currently allocated on the heap by this process.
 #[must_use]

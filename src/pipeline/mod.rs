@@ -468,6 +468,34 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Refuses, before decoding, a request of about `spans` spans and `bytes` decoded
+    /// bytes that a destination queue has no room for (issue 17: refusing must cost a
+    /// small fraction of accepting). Decided only when every span goes to the same
+    /// exporters ([`Router::fixed_exporters`]) and for `on_full: refuse` queues; else
+    /// `Ok` and [`Pipeline::submit`] decides after decoding, as always.
+    ///
+    /// # Errors
+    /// [`Refused`], as [`Pipeline::submit`] would return it.
+    pub fn refuse_early(&self, spans: usize, bytes: usize) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::ShuttingDown);
+        }
+        let Some(exporters) = self.router.fixed_exporters() else {
+            return Ok(());
+        };
+        for q in exporters.iter().filter_map(|i| self.queues.get(*i)) {
+            let s = &q.stats;
+            let short = s.sem.available_permits() < spans.clamp(1, s.capacity)
+                || s.kib_sem.available_permits() < kib(bytes).clamp(1, s.capacity_kib);
+            if short && q.on_full == OnFull::Refuse {
+                return Err(Refused::QueueFull {
+                    exporter: s.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any exporter takes profiles (if none, a receiver says so to the sender
     /// instead of taking profiles nobody would export).
     #[must_use]

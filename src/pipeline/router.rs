@@ -328,6 +328,26 @@ impl Router {
         }
     }
 
+    /// The exporters every span goes to, when that does not depend on the spans (one
+    /// route, the default, without sampling or copies); `None` otherwise. Lets a receiver
+    /// see a full destination queue before decoding a request.
+    #[must_use]
+    pub fn fixed_exporters(&self) -> Option<&[usize]> {
+        let [rule] = &*self.rules else {
+            return None;
+        };
+        match (&rule.sampler, &rule.targets) {
+            (
+                None,
+                Targets::Send {
+                    main: Some(d),
+                    copies: None,
+                },
+            ) => self.destinations.get(*d as usize).map(|d| &*d.exporters),
+            _ => None,
+        }
+    }
+
     /// Returns `(exporter index, the part of the block for it)` pairs. An exporter may
     /// appear more than once (parts with different Pinpoint overrides); a block whose
     /// spans are all dropped yields nothing.

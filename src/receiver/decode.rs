@@ -1,7 +1,8 @@
 //! Decoding with a memory budget, shared by both receivers: estimate the decoded size
 //! first ([`crate::memory::scan`], [`crate::memory::json`]), refuse what would pass a
 //! limit, then decode and admit, holding the reservation until the request's spans
-//! are in the queues (which charge them from then on).
+//! are in the queues (which charge them from then on). A request that a full queue
+//! would refuse is refused before decoding ([`crate::pipeline::Pipeline::refuse_early`]).
 
 use opentelemetry_proto::tonic::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
@@ -13,6 +14,7 @@ use prost::Message;
 
 use super::{Intake, ReceiveError};
 use crate::memory::{self, MemoryError};
+use crate::pipeline::Refused;
 
 /// How a traces request is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,21 @@ impl Intake {
         })
     }
 
+    /// Refuses a request that a full queue would refuse after decoding, before decoding
+    /// it: under overload, refusing then costs a scan instead of a decode (issue 17).
+    fn refuse_early(&self, est: memory::Estimate) -> Result<(), ReceiveError> {
+        self.pipeline
+            .refuse_early(est.items, est.bytes)
+            .map_err(|refused| {
+                let c = match refused {
+                    Refused::QueueFull { .. } => &self.refused_full,
+                    Refused::ShuttingDown => &self.refused_shutdown,
+                };
+                c.increment(est.items as u64);
+                refused.into()
+            })
+    }
+
     /// Estimates, decodes, validates and admits one traces request.
     ///
     /// # Errors
@@ -56,6 +73,7 @@ impl Intake {
             Wire::Json => memory::json::traces(bytes, limit),
         };
         let _reserved = self.admit_memory(est)?;
+        self.refuse_early(est)?;
         let request = match wire {
             Wire::Protobuf => ExportTraceServiceRequest::decode(bytes)
                 .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))?,
@@ -138,6 +156,41 @@ mod tests {
         // Small requests still pass (the spans are invalid, so all are rejected).
         let ok = i.receive(&empty_spans(10), Wire::Protobuf).expect("fits");
         assert_eq!(ok.partial_success.map(|p| p.rejected_spans), Some(10));
+    }
+
+    #[test]
+    fn a_full_queue_refuses_before_decoding() {
+        let cfg = ExporterConfig {
+            name: "null".into(),
+            queue: QueueConfig {
+                max_spans: 150,
+                ..QueueConfig::default()
+            },
+            batch: BatchConfig::default(),
+            retry: RetryConfig::default(),
+            kind: ExporterKind::Null,
+        };
+        let (p, _rx) = Pipeline::new(&[cfg], Router::all(1));
+        let i = Intake::new(Arc::clone(&p), "test");
+        let shape = crate::testdata::Shape {
+            spans: 100,
+            ..crate::testdata::Shape::default()
+        };
+        let wire = crate::testdata::request(&shape, 1).encode_to_vec();
+        i.receive(&wire, Wire::Protobuf).expect("room for 100");
+        // 50 spans of room left: the pre-check refuses the next 100 from the scan's count.
+        assert!(matches!(
+            p.refuse_early(100, 1),
+            Err(Refused::QueueFull { .. })
+        ));
+        assert!(p.refuse_early(50, 1).is_ok());
+        let e = i
+            .receive(&wire, Wire::Protobuf)
+            .expect_err("the queue is full");
+        assert!(
+            matches!(e, ReceiveError::Refused(Refused::QueueFull { .. })),
+            "{e}"
+        );
     }
 
     #[test]

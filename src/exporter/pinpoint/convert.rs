@@ -327,11 +327,12 @@ fn event(
         }
         _ => -1,
     };
-    let next_event = (m.remote_call || !m.destination_id.is_empty()).then(|| PNextEvent {
+    // The mapped strings move into the message (no copy).
+    let next_event = (m.remote_call || !m.destination_id.is_empty()).then_some(PNextEvent {
         field: Some(p_next_event::Field::MessageEvent(PMessageEvent {
             next_span_id,
-            end_point: m.end_point.clone(),
-            destination_id: m.destination_id.clone(),
+            end_point: m.end_point,
+            destination_id: m.destination_id,
         })),
     });
     let start = ms(span.start_time_unix_nano);

@@ -156,12 +156,18 @@ pub fn convert<'a>(resource_spans: impl IntoIterator<Item = &'a ResourceSpans>) 
     out
 }
 
-/// Maps one span; `base` holds the resource and scope tags.
-fn convert_span(
-    span: &Span,
-    local: &Endpoint,
-    base: &BTreeMap<String, String>,
-) -> Result<model::Span, Reason> {
+/// What a span's checks give: its ids, kind and duration (µs, at least 1).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ids {
+    pub trace_id: [u8; 16],
+    pub parent_id: Option<[u8; 8]>,
+    pub id: [u8; 8],
+    pub kind: Option<Kind>,
+    pub duration: u64,
+}
+
+/// Checks the span's ids and times, or says why it cannot be mapped.
+pub(super) fn checked_ids(span: &Span) -> Result<Ids, Reason> {
     let trace_id: [u8; 16] = nonzero_id(&span.trace_id).ok_or(Reason::BadTraceId)?;
     let id: [u8; 8] = nonzero_id(&span.span_id).ok_or(Reason::BadSpanId)?;
     let parent_id = match span.parent_span_id.len() {
@@ -178,22 +184,42 @@ fn convert_span(
         Ok(SpanKind::Consumer) => Some(Kind::Consumer),
         _ => None,
     };
-    let remote_endpoint = match kind {
-        Some(Kind::Client | Kind::Producer) => remote_endpoint(&span.attributes),
-        _ => None,
-    };
-    Ok(model::Span {
+    Ok(Ids {
         trace_id,
         parent_id,
         id,
         kind,
-        name: span.name.clone(),
-        timestamp: start / 1000,
         duration: (elapsed / 1000).max(1),
+    })
+}
+
+/// The remote endpoint of a span of `kind` (CLIENT and PRODUCER only).
+pub(super) fn remote_endpoint_of(kind: Kind, span: &Span) -> Option<Endpoint> {
+    match kind {
+        Kind::Client | Kind::Producer => remote_endpoint(&span.attributes),
+        _ => None,
+    }
+}
+
+/// Maps one span; `base` holds the resource and scope tags.
+fn convert_span(
+    span: &Span,
+    local: &Endpoint,
+    base: &BTreeMap<String, String>,
+) -> Result<model::Span, Reason> {
+    let ids = checked_ids(span)?;
+    Ok(model::Span {
+        trace_id: ids.trace_id,
+        parent_id: ids.parent_id,
+        id: ids.id,
+        kind: ids.kind,
+        name: span.name.clone(),
+        timestamp: span.start_time_unix_nano / 1000,
+        duration: ids.duration,
         local_endpoint: local.clone(),
-        remote_endpoint,
+        remote_endpoint: ids.kind.and_then(|k| remote_endpoint_of(k, span)),
         annotations: annotations(span),
-        tags: tags(span, &trace_id, base.clone()),
+        tags: tags(span, &ids.trace_id, base.clone()),
     })
 }
 
@@ -253,7 +279,7 @@ fn tags(
 ///
 /// `None` when the span id is not 8 bytes (never the case for a converted span).
 fn pinpoint_tags(trace_id: &[u8; 16], span: &Span) -> Option<(String, String)> {
-    let marker = AgentId::new(PINPOINT_MARKER).ok()?;
+    let marker = pinpoint_marker()?;
     let txid = otlp::transaction_id(TraceId(*trace_id), span, marker);
     let id = otlp::pinpoint_span_id(span)?;
     Some((txid.to_string(), id.to_string()))
@@ -261,6 +287,11 @@ fn pinpoint_tags(trace_id: &[u8; 16], span: &Span) -> Option<(String, String)> {
 
 /// The agentId of OTel-born transaction ids in the tags (the Pinpoint exporter's default).
 const PINPOINT_MARKER: &str = "otel";
+
+/// [`PINPOINT_MARKER`] as an agent id.
+pub(super) fn pinpoint_marker() -> Option<AgentId> {
+    AgentId::new(PINPOINT_MARKER).ok()
+}
 
 /// The first attribute of [`REMOTE_ENDPOINT_RANKING`] that `attributes` has, as an
 /// endpoint: an IP address goes to `ipv4`/`ipv6`, anything else to `serviceName`.
@@ -292,7 +323,7 @@ fn port(v: Option<&AnyValue>) -> Option<u16> {
 }
 
 /// Events as annotations (exact duplicates left out: Zipkin wants them unique).
-fn annotations(span: &Span) -> Vec<Annotation> {
+pub(super) fn annotations(span: &Span) -> Vec<Annotation> {
     let mut out: Vec<Annotation> = Vec::with_capacity(span.events.len());
     for event in &span.events {
         let value = if event.attributes.is_empty() {

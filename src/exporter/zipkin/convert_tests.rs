@@ -54,6 +54,14 @@ fn batch(resource: Vec<KeyValue>, spans: Vec<Span>) -> ResourceSpans {
     }
 }
 
+/// [`super::convert`], checking on the way that [`super::super::json`] writes the same
+/// JSON for the batch as serializing the model.
+fn convert<'a>(resource_spans: impl IntoIterator<Item = &'a ResourceSpans>) -> Converted {
+    let all: Vec<ResourceSpans> = resource_spans.into_iter().cloned().collect();
+    super::super::json::tests::same(&all);
+    super::convert(&all)
+}
+
 fn one(span: Span) -> model::Span {
     let c = convert([&batch(vec![s("service.name", "svc")], vec![span])]);
     assert_eq!(c.rejected, vec![]);

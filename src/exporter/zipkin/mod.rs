@@ -2,12 +2,14 @@
 //! as Zipkin v2 JSON (default) or proto3 `ListOfSpans`, gzipped by default.
 //!
 //! [`convert`] maps OTLP to the Zipkin [`model`] (pure); [`proto`] encodes it as proto3;
+//! [`json`] writes the same JSON as serializing the model, straight from OTLP;
 //! [`transport`] POSTs and classifies answers (2xx delivered; 429, 5xx, timeouts and
 //! connection errors retried by the pipeline's worker; 400 and other 4xx given up).
 //! A span that cannot be mapped is left out of the batch and counted in
 //! `bridge_exporter_spans_rejected_total{exporter,reason}`.
 
 pub mod convert;
+pub mod json;
 pub mod model;
 pub mod proto;
 pub mod transport;
@@ -146,20 +148,29 @@ impl ZipkinExporter {
     }
 
     fn prepare(&self, batch: &Batch) -> Result<Option<Bytes>, ExportError> {
-        let converted = convert::convert(batch.resource_spans());
-        count_rejected(&self.name, &converted.rejected);
-        if converted.spans.is_empty() {
-            return Ok(None);
-        }
-        let mut encoded = Vec::with_capacity(512 * converted.spans.len());
         let fail = |e: String| ExportError::Permanent(format!("cannot encode batch: {e}"));
-        match self.encoding {
-            Encoding::Json => serde_json::to_writer(&mut encoded, &converted.spans)
-                .map_err(|e| fail(e.to_string()))?,
-            Encoding::Proto => {
-                proto::encode(&converted.spans, &mut encoded).map_err(|e| fail(e.to_string()))?;
+        let encoded = match self.encoding {
+            Encoding::Json => {
+                // About 700-900 bytes a span: one allocation, no regrowth.
+                let mut encoded = Vec::with_capacity(1024 * batch.span_count());
+                let (written, rejected) = json::write(batch.resource_spans(), &mut encoded);
+                count_rejected(&self.name, &rejected);
+                if written == 0 {
+                    return Ok(None);
+                }
+                encoded
             }
-        }
+            Encoding::Proto => {
+                let converted = convert::convert(batch.resource_spans());
+                count_rejected(&self.name, &converted.rejected);
+                if converted.spans.is_empty() {
+                    return Ok(None);
+                }
+                let mut encoded = Vec::with_capacity(512 * converted.spans.len());
+                proto::encode(&converted.spans, &mut encoded).map_err(|e| fail(e.to_string()))?;
+                encoded
+            }
+        };
         let body = self
             .transport
             .body(encoded)
