@@ -7,7 +7,11 @@ use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 fn exporter(name: &str, max_spans: usize, on_full: OnFull) -> ExporterConfig {
     ExporterConfig {
         name: name.to_owned(),
-        queue: QueueConfig { max_spans, on_full },
+        queue: QueueConfig {
+            max_spans,
+            on_full,
+            persistent: None,
+        },
         batch: BatchConfig {
             max_spans: 1,
             ..BatchConfig::default()

@@ -75,6 +75,9 @@ pub async fn run<E: Exporter>(
             }
         }
         send(&mut exporter, &batch, &q).await;
+        // Exported or given up (counted): a persistent queue may forget the records
+        // once every other hold on them (spans an exporter keeps) is released too.
+        batch.finish();
         drop(batch);
         q.stats.update_gauge();
     }
@@ -180,6 +183,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
+                persistent: None,
             },
             batch: BatchConfig {
                 max_spans: batch_max,
@@ -312,6 +316,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
+                persistent: None,
             },
             batch: BatchConfig {
                 max_spans: 100,

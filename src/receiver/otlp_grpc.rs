@@ -35,9 +35,9 @@ use crate::selfmetrics as m;
 /// The one mapping from [`ReceiveError`] to a gRPC status.
 fn status_for(error: &ReceiveError) -> Status {
     match error {
-        ReceiveError::Refused(r @ (Refused::QueueFull { .. } | Refused::ShuttingDown)) => {
-            Status::unavailable(r.to_string())
-        }
+        ReceiveError::Refused(
+            r @ (Refused::QueueFull { .. } | Refused::ShuttingDown | Refused::Storage { .. }),
+        ) => Status::unavailable(r.to_string()),
         ReceiveError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
         ReceiveError::Malformed(_)
         | ReceiveError::UnsupportedMediaType(_)
@@ -58,7 +58,7 @@ impl TraceService for Service {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let started = Instant::now();
-        let result = self.intake.accept(request.into_inner());
+        let result = self.intake.accept(request.into_inner()).await;
         metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
             .record(started.elapsed().as_secs_f64());
         result.map(Response::new).map_err(|e| {
@@ -75,7 +75,7 @@ impl ProfilesService for Service {
         request: Request<ExportProfilesServiceRequest>,
     ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
         let started = Instant::now();
-        let result = self.intake.accept_profiles(request.into_inner());
+        let result = self.intake.accept_profiles(request.into_inner()).await;
         metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
             .record(started.elapsed().as_secs_f64());
         result.map(Response::new).map_err(|e| {

@@ -96,7 +96,10 @@ async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Err(e) => return fail(&state.intake, &e, Format::Protobuf),
     };
     let result = match read_body(body, &headers, state.max_request_bytes).await {
-        Ok(bytes) => decode(&bytes, format).and_then(|req| state.intake.accept(req)),
+        Ok(bytes) => match decode(&bytes, format) {
+            Ok(req) => state.intake.accept(req).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let response = match result {
@@ -134,9 +137,10 @@ async fn export_profiles(
         Err(ReceiveError::NoProfileExporter)
     } else {
         match read_body(body, &headers, state.max_request_bytes).await {
-            Ok(bytes) => ExportProfilesServiceRequest::decode(&bytes[..])
-                .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))
-                .and_then(|req| state.intake.accept_profiles(req)),
+            Ok(bytes) => match ExportProfilesServiceRequest::decode(&bytes[..]) {
+                Ok(req) => state.intake.accept_profiles(req).await,
+                Err(e) => Err(ReceiveError::Malformed(format!("invalid protobuf: {e}"))),
+            },
             Err(e) => Err(e),
         }
     };
@@ -229,7 +233,9 @@ fn fail(intake: &Intake, error: &ReceiveError, format: Format) -> Response {
         ReceiveError::Refused(Refused::QueueFull { .. }) => {
             (StatusCode::TOO_MANY_REQUESTS, 14, true)
         }
-        ReceiveError::Refused(Refused::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, 14, true),
+        ReceiveError::Refused(Refused::ShuttingDown | Refused::Storage { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, 14, true)
+        }
     };
     let body = RpcStatus {
         code,
