@@ -108,6 +108,9 @@ pub struct LoadgenArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Write the span id of every acknowledged span to this file (hex, one a line).
+    #[arg(long)]
+    acked_ids: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -162,6 +165,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
             attribute_len: a.attribute_len,
         },
         seed: a.seed,
+        acked_ids: a.acked_ids,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod proto;
 pub mod semconv;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use super::{ExportError, Exporter};
 use crate::config::de_duration;
 use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
+use crate::pipeline::persist::Hold;
 use crate::selfmetrics as m;
 use assemble::{Assembler, Output};
 use client::{Client, ClientConfig, SpanProtocol};
@@ -167,6 +169,13 @@ pub struct PinpointExporter {
     segments: Counter,
     chunks: Counter,
     last_counts: assemble::Counts,
+    /// Holds on batches from a persistent queue whose spans may still be in assembly
+    /// or in the outbox, oldest first, with when they were taken in.
+    holds: VecDeque<(Instant, Hold)>,
+    /// `hold`: every span taken in at `t` has left assembly by the first flush at or
+    /// after `t + hold` (the assembler emits a trace once `first + hold` has passed).
+    hold_window: Duration,
+    last_flush: Instant,
 }
 
 const MAX_OUTBOX: usize = 50_000;
@@ -219,11 +228,33 @@ impl PinpointExporter {
             segments: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "span"),
             chunks: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "chunk"),
             last_counts: assemble::Counts::default(),
+            holds: VecDeque::new(),
+            hold_window: cfg.hold,
+            last_flush: Instant::now(),
         })
     }
 
+    /// After a successful send: the spans of every batch taken in at least a hold
+    /// window before the last flush (or of all batches, when assembly holds nothing)
+    /// are with the collector, so their records in a persistent queue may go.
+    fn release_sent(&mut self) {
+        if self.assembler.pending() == 0 && self.outbox.is_empty() {
+            self.holds.drain(..).for_each(|(_, h)| h.release());
+            return;
+        }
+        while let Some((t, _)) = self.holds.front()
+            && *t + self.hold_window <= self.last_flush
+            && self.outbox.is_empty()
+        {
+            if let Some((_, h)) = self.holds.pop_front() {
+                h.release();
+            }
+        }
+    }
+
     fn collect(&mut self, force: bool) {
-        let out = self.assembler.flush(Instant::now(), force);
+        self.last_flush = Instant::now();
+        let out = self.assembler.flush(self.last_flush, force);
         self.outbox.extend(out);
         if self.outbox.len() > MAX_OUTBOX {
             let excess = self.outbox.len() - MAX_OUTBOX;
@@ -270,9 +301,16 @@ impl Exporter for PinpointExporter {
                 self.assembler.add_block(block, now, None);
             }
             self.last_batch = Some(batch.id());
+            // Persist before assembly, acknowledge when the segment is sent.
+            let hold = batch.hold();
+            if hold.is_durable() {
+                self.holds.push_back((now, hold));
+            }
         }
         self.collect(false);
-        self.send_outbox().await
+        self.send_outbox().await?;
+        self.release_sent();
+        Ok(())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -285,13 +323,20 @@ impl Exporter for PinpointExporter {
         if closed > 0 {
             tracing::info!(agents = closed, "idle virtual agents closed");
         }
-        self.send_outbox().await
+        self.send_outbox().await?;
+        self.release_sent();
+        Ok(())
     }
 
     async fn shutdown(&mut self) {
         self.collect(true);
-        if let Err(e) = self.send_outbox().await {
-            tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
+        match self.send_outbox().await {
+            // Everything was flushed (force) and sent.
+            Ok(()) => self.holds.drain(..).for_each(|(_, h)| h.release()),
+            // Holds dropped unreleased: a persistent queue replays those batches.
+            Err(e) => {
+                tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
+            }
         }
     }
 }
