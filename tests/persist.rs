@@ -325,3 +325,128 @@ async fn damaged_queue_files_are_skipped_counted_and_the_rest_delivered() {
     assert_eq!(damaged, 2.0);
     assert!(log_has(&log, "damaged records skipped"));
 }
+
+/// Runs loadgen against `http` and returns its JSON report.
+fn loadgen(http: u16, args: &[&str], acked: &Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args([
+            "loadgen",
+            "--protocol",
+            "http-protobuf",
+            "--json",
+            "--timeout",
+            "3s",
+        ])
+        .args(args)
+        .arg("--endpoint")
+        .arg(format!("http://127.0.0.1:{http}"))
+        .arg("--acked-ids")
+        .arg(acked)
+        .output()
+        .expect("loadgen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("loadgen json")
+}
+
+/// The queue directory on a 2 MiB filesystem (a tmpfs in the gateway's own mount
+/// namespace) with the backend down: the disk fills, requests get retryable refusals,
+/// the gateway keeps running; once the backend is back, the backlog is delivered, the
+/// room returns and requests are accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_filesystem_refuses_with_retry_later_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sink_out, log) = (dir.path().join("sink.txt"), dir.path().join("gateway.log"));
+    let queue = dir.path().join("queue");
+    std::fs::create_dir(&queue).expect("mount point");
+    let sink_port = free_port();
+    let gw = Gateway::new(dir.path(), sink_port, "1s", 1000);
+    let logf = std::fs::File::create(&log).expect("log");
+    // unshare -rm: a private mount namespace (as root of a user namespace), so the
+    // tmpfs needs no cleanup and the test needs no privileges beyond user namespaces.
+    let mut g = Proc(
+        Command::new("unshare")
+            .args(["-rm", "sh", "-c"])
+            .arg("mount -t tmpfs -o size=2m tmpfs \"$0\" && exec \"$@\"")
+            .arg(&queue)
+            .arg(BIN)
+            .args(["run", "--config"])
+            .arg(&gw.cfg)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("unshare"),
+    );
+    gw.ready().await;
+    let full = loadgen(
+        gw.http,
+        &[
+            "--batch",
+            "100",
+            "--concurrency",
+            "4",
+            "--duration",
+            "4s",
+            "--seed",
+            "1",
+        ],
+        &dir.path().join("acked1.txt"),
+    );
+    assert!(
+        full["refused"].as_u64() > Some(0),
+        "the disk filled: {full}"
+    );
+    assert!(full["spans_accepted"].as_u64() > Some(1000), "{full}");
+    assert_eq!(full["errors"].as_u64(), Some(0), "{full}");
+    assert!(
+        g.0.try_wait().expect("wait").is_none(),
+        "the gateway is alive"
+    );
+    assert!(gw.metric("bridge_persist_write_errors_total").await > 0.0);
+    assert!(log_has(&log, "No space left on device"));
+
+    // The backend comes back: the backlog drains and frees the disk.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/slow_zipkin_sink.py");
+    let _sink = Proc(
+        Command::new("python3")
+            .arg(script)
+            .arg("--out")
+            .arg(&sink_out)
+            .args(["--delay", "0", "--port", &sink_port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sink"),
+    );
+    let first: HashSet<String> = lines(&dir.path().join("acked1.txt")).into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let got: HashSet<String> = lines(&sink_out).into_iter().collect();
+        if first.is_subset(&got) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got: HashSet<String> = lines(&sink_out).into_iter().collect();
+    assert!(first.is_subset(&got), "every acknowledged span arrived");
+    let again = loadgen(
+        gw.http,
+        &[
+            "--batch",
+            "100",
+            "--rate",
+            "1000",
+            "--duration",
+            "3s",
+            "--seed",
+            "100000",
+        ],
+        &dir.path().join("acked2.txt"),
+    );
+    assert_eq!(again["refused"].as_u64(), Some(0), "room returned: {again}");
+    assert!(again["spans_accepted"].as_u64() > Some(2000), "{again}");
+    sigterm(&g);
+    assert!(wait_exit(&mut g, Duration::from_secs(15)).success());
+}
