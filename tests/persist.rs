@@ -450,3 +450,122 @@ async fn a_full_filesystem_refuses_with_retry_later_and_recovers() {
     sigterm(&g);
     assert!(wait_exit(&mut g, Duration::from_secs(15)).success());
 }
+
+/// The stand-in Pinpoint collector (Node, from Pinpoint's generated code): `(process,
+/// span port, control port)`.
+fn start_collector() -> (Proc, u16, u16) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pinpoint-collector");
+    assert!(
+        dir.join("node_modules").exists(),
+        "run scripts/setup-test-peers.sh to install the stand-in collector"
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("server.js"))
+        .args(["--port", "0", "--control-port", "0", "--version", "3.1"])
+        .args(["--exit-with-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ports line");
+    let ports: serde_json::Value = serde_json::from_str(&line).expect("ports");
+    let span = ports["span"].as_u64().expect("span port") as u16;
+    let control = ports["control"].as_u64().expect("control port") as u16;
+    (Proc(child), span, control)
+}
+
+async fn collector_spans(control: u16) -> u64 {
+    let t = reqwest::get(format!("http://127.0.0.1:{control}/calltree"))
+        .await
+        .expect("control")
+        .text()
+        .await
+        .expect("text");
+    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+    v["summary"]["spans"].as_u64().unwrap_or(0)
+}
+
+/// Persist before assembly, acknowledge when the segment is sent: spans held in the
+/// Pinpoint exporter's segment assembly (waiting for a caller that has not arrived) when
+/// the process is SIGKILLed are replayed at the next start and reach the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinpoint_spans_held_in_assembly_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("gateway.log");
+    let (_collector, span_port, control) = start_collector();
+    let (http, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("gw.yaml");
+    let write = |hold: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "receivers:\n  otlp:\n    http: {{ endpoint: 127.0.0.1:{http} }}\n\
+                 exporters:\n  pinpoint:\n    type: pinpoint\n    host: 127.0.0.1\n    agent_port: {span_port}\n    span_port: {span_port}\n\
+                 \x20   hold: {hold}\n    ping_interval: 20s\n    batch: {{ max_spans: 100, timeout: 50ms }}\n\
+                 \x20   queue: {{ persistent: {{ dir: '{}' }} }}\n\
+                 admin: {{ endpoint: 127.0.0.1:{admin} }}\nlog: {{ format: json }}\nservice: {{ shutdown_grace: 2s }}\n",
+                dir.path().join("queue").display()
+            ),
+        )
+        .expect("config");
+    };
+    let gw = Gateway {
+        cfg: cfg.clone(),
+        http,
+        admin,
+    };
+    // A long hold: server spans whose callers never come stay in assembly.
+    write("60s");
+    let mut g = gw.spawn(&log);
+    gw.ready().await;
+    for t in 1u8..=5 {
+        let mut s = common::span(t, 1, 1_000_000, 2_000_000);
+        s.parent_span_id = vec![0xEE; 8];
+        let body = prost::Message::encode_to_vec(&common::request(vec![s]));
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{http}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metric("bridge_pinpoint_pending_spans").await < 5.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gw.metric("bridge_pinpoint_pending_spans").await,
+        5.0,
+        "held in assembly"
+    );
+    assert_eq!(collector_spans(control).await, 0);
+    let _ = g.0.kill();
+    let _ = g.0.wait();
+    // Next start, with a short hold: replayed, held 1 s, emitted, sent.
+    write("1s");
+    let mut g = gw.spawn(&log);
+    gw.ready().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while collector_spans(control).await < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let replayed = gw.metric("bridge_persist_replayed_spans_total").await;
+    assert_eq!(collector_spans(control).await, 5);
+    assert_eq!(replayed, 5.0);
+    // Sent, so acknowledged: a third start replays nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&g);
+    assert!(wait_exit(&mut g, Duration::from_secs(10)).success());
+    let mut g = gw.spawn(&log);
+    gw.ready().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gw.metric("bridge_persist_replayed_spans_total").await, 0.0);
+    sigterm(&g);
+    let _ = wait_exit(&mut g, Duration::from_secs(10));
+}

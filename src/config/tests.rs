@@ -496,7 +496,11 @@ fn persistent_queue_defaults_and_problems_with_paths() {
     use crate::pipeline::persist::SyncPolicy;
     let ok = "receivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\nexporters:\n  out:\n    type: null\n    queue:\n      persistent: { dir: /tmp/q }\n";
     let c = parse(ok, &no_env).expect("valid");
-    let p = c.exporters[0].queue.persistent.as_ref().expect("persistent");
+    let p = c.exporters[0]
+        .queue
+        .persistent
+        .as_ref()
+        .expect("persistent");
     assert_eq!(
         (p.dir.as_str(), p.max_bytes, p.sync),
         ("/tmp/q", 1 << 30, SyncPolicy::Always)
