@@ -5,6 +5,8 @@
 #   passthrough  null exporter (receive, decode, validate, route, queue, batch)
 #   pinpoint     Pinpoint exporter -> stand-in collector with --blackhole (Node)
 #   zipkin       Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
+#   otlp         OTLP/gRPC, gzip -> Rotel (PyPI `rotel`, from .venv) with --exporter blackhole
+#                (not in the default PIPELINES: PIPELINES="passthrough otlp")
 # it measures, on the gateway process only (never the peers or loadgen):
 #   idle      RSS 2 s after start
 #   steady    RATE spans/s (default 10000) in batches of 100 for DURATION s, default
@@ -33,7 +35,12 @@ LOAD_CPU=${LOAD_CPU:-0}
 export BENCH_GRPC_PORT=${BENCH_GRPC_PORT:-14317}
 export BENCH_HTTP_PORT=${BENCH_HTTP_PORT:-14318}
 export BENCH_ADMIN_PORT=${BENCH_ADMIN_PORT:-18888}
-B=target/release/otel-pinpoint-bridge
+# BRIDGE_BIN: the gateway binary to measure (default: build this checkout); LOADGEN_BIN:
+# the binary whose `loadgen` sends (default: the gateway's); LOADGEN_EXTRA: more loadgen
+# arguments for the steady and latency phases, e.g. "--callee-first-lag 100".
+B=${BRIDGE_BIN:-target/release/otel-pinpoint-bridge}
+L=${LOADGEN_BIN:-$B}
+LOADGEN_EXTRA=${LOADGEN_EXTRA:-}
 HZ=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 RESULTS=$TMP/results.jsonl
@@ -54,7 +61,7 @@ if [ -n "${RENDER_ONLY:-}" ]; then
     # Re-render the table from a saved results file (RESULTS_COPY of an earlier run).
     cp "$RENDER_ONLY" "$RESULTS"
     PIPELINES=""
-else
+elif [ -z "${BRIDGE_BIN:-}" ]; then
     log "building (release)"
     cargo build --release --quiet
 fi
@@ -77,6 +84,21 @@ start_peers() {
         BENCH_PINPOINT_PORT=$(wait_line "$TMP/collector.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["span"])')
         export BENCH_PINPOINT_PORT
         log "pinpoint stand-in (blackhole) on $BENCH_PINPOINT_PORT"
+    fi
+    if [[ " $PIPELINES " == *" otlp "* ]]; then
+        local rotel
+        rotel=$(ls .venv/lib/*/site-packages/rotel/rotel-agent 2>/dev/null | head -1)
+        [ -x "$rotel" ] || { log "rotel-agent not found: run scripts/setup-test-peers.sh"; exit 1; }
+        export BENCH_ROTEL_PORT=${BENCH_ROTEL_PORT:-14319}
+        taskset -c "$LOAD_CPU" "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$BENCH_ROTEL_PORT" \
+            --otlp-http-endpoint "127.0.0.1:$((BENCH_ROTEL_PORT + 1))" --exporter blackhole \
+            --pid-file "$TMP/rotel.pid" --log-file "$TMP/rotel.log" >/dev/null 2>&1 &
+        PEERS+=($!)
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_ROTEL_PORT") 2>/dev/null && break
+            sleep 0.1
+        done
+        log "rotel (blackhole) on $BENCH_ROTEL_PORT"
     fi
     if [[ " $PIPELINES " == *" zipkin "* ]]; then
         taskset -c "$LOAD_CPU" python3 benches/sink.py --port 0 >"$TMP/sink.out" &
@@ -129,7 +151,7 @@ measure() { # pipeline phase loadgen-args...
     w0=$(date +%s.%N)
     (while kill -0 "$GW" 2>/dev/null; do status_kib "$GW" VmRSS >>"$samples"; sleep 1; done) &
     local sampler=$!
-    taskset -c "$LOAD_CPU" "$B" loadgen --endpoint "http://127.0.0.1:$BENCH_GRPC_PORT" --json "$@" >"$TMP/loadgen.json"
+    taskset -c "$LOAD_CPU" "$L" loadgen --endpoint "http://127.0.0.1:$BENCH_GRPC_PORT" --json "$@" >"$TMP/loadgen.json"
     # Let the last batches leave (batch timeout 200 ms; Pinpoint hold window).
     sleep 1
     local t1 s1 w1
@@ -187,11 +209,13 @@ for p in $PIPELINES; do
     python3 -c 'import json,sys; print(json.dumps({"pipeline": sys.argv[1], "phase": "idle", "rss_mib": int(sys.argv[2]) / 1024, "hwm_mib": int(sys.argv[3]) / 1024}))' \
         "$p" "$(status_kib "$GW" VmRSS)" "$(status_kib "$GW" VmHWM)" >>"$RESULTS"
     log "$p/idle: $(status_kib "$GW" VmRSS) KiB"
-    measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16
+    # shellcheck disable=SC2086
+    measure "$p" steady --rate "$RATE" --batch 100 --duration "${DURATION}s" --concurrency 16 $LOADGEN_EXTRA
     stop_gateway
 
     start_gateway "$p" BENCH_BATCH_MAX=100
-    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16
+    # shellcheck disable=SC2086
+    measure "$p" latency --rate "$RATE" --batch 100 --duration "${LAT_DURATION}s" --concurrency 16 $LOADGEN_EXTRA
     stop_gateway
 
     start_gateway "$p"
@@ -220,7 +244,7 @@ lines = [
     "| pipeline | idle RSS MiB | CPU % of a core @ steady | RSS avg / max MiB @ steady (VmHWM) | spans per CPU-second @ steady | latency p50 / p99 ms | saturation: exported spans/s (CPU %) | spans per CPU-second @ saturation | refused / errors (sat.) |",
     "|---|---|---|---|---|---|---|---|---|",
 ]
-for p in ["passthrough", "pinpoint", "zipkin"]:
+for p in ["passthrough", "pinpoint", "zipkin", "otlp"]:
     idle, st, la, sa = get(p, "idle"), get(p, "steady"), get(p, "latency"), get(p, "saturate")
     if not st:
         continue
@@ -229,7 +253,7 @@ for p in ["passthrough", "pinpoint", "zipkin"]:
         f"| {f(la and la['latency_p50_ms'], 3)} / {f(la and la['latency_p99_ms'], 3)} "
         f"| {f(sa and sa['sent_per_s'], 0)} ({f(sa and sa['cpu_pct'], 0)}) | {f(sa and sa['spans_per_cpu_s'], 0)} "
         f"| {sa and sa['loadgen']['refused']} / {sa and sa['loadgen']['errors']} |")
-for p in ["pinpoint", "zipkin"]:
+for p in ["pinpoint", "zipkin", "otlp"]:
     ratios = []
     for phase in ["steady", "saturate"]:
         b, s = get("passthrough", phase), get(p, phase)

@@ -27,6 +27,7 @@ fn bench(c: &mut Criterion) {
     let cfg = Config {
         hold: Duration::from_millis(500),
         max_pending_spans: 100_000,
+        max_pending_bytes: 256 << 20,
         late_window: Duration::from_secs(30),
         max_late_spans: 100_000,
         marker: AgentId::new("otel").unwrap_or_else(|e| panic!("{e}")),

@@ -17,8 +17,9 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
 fi
 
 # npm peers: the stand-in Pinpoint collector (built from pinpoint-node-agent's generated
-# code) and the pprof decoder (pprof-format) that checks the Pyroscope exporter's pprof.
-for peer in tests/peers/pinpoint-collector tests/peers/pprof-decode; do
+# code), the pprof decoder (pprof-format) that checks the Pyroscope exporter's pprof, and
+# playwright-core, which drives Debian's Chromium over the status page.
+for peer in tests/peers/pinpoint-collector tests/peers/pprof-decode tests/peers/status-page; do
     lock_sum=$(sha256sum "$peer/package-lock.json" | cut -d' ' -f1)
     if [[ ! -f $peer/node_modules/.lock.sha256 || $(cat "$peer/node_modules/.lock.sha256") != "$lock_sum" ]]; then
         echo "setup-test-peers: installing $peer (npm ci)" >&2

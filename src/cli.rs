@@ -27,10 +27,11 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate a config file and print every error with its path.
+    /// Validate a config file and print every error with its path (exit 64 if invalid).
     CheckConfig {
+        /// Config file; without it the embedded default (config/gateway.yaml) is checked.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Translate trace-context headers between W3C/B3 and Pinpoint, either way.
     ///
@@ -105,6 +106,10 @@ pub struct LoadgenArgs {
     /// First seed; request n uses seed + n.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Callee-first traffic: each trace's services call each other in a chain, and each
+    /// service's spans are sent this many requests after its callee's (0 = off).
+    #[arg(long, default_value_t = 0)]
+    callee_first_lag: u64,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -125,7 +130,7 @@ pub const EXIT_BAD_INPUT: u8 = 65;
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig { config } => check_config(config.as_ref()),
         Command::Translate {
             headers,
             json,
@@ -166,6 +171,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
         },
         seed: a.seed,
         acked_ids: a.acked_ids,
+        callee_first_lag: a.callee_first_lag,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -179,19 +185,13 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
     };
     match runtime.block_on(crate::loadgen::run(opts)) {
         Ok(report) if a.json => match serde_json::to_string(&report) {
-            Ok(s) => {
-                println!("{s}");
-                ExitCode::SUCCESS
-            }
+            Ok(s) => out(&s),
             Err(e) => {
                 eprintln!("cannot print the report: {e}");
                 ExitCode::FAILURE
             }
         },
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
+        Ok(report) => out(report.to_string().trim_end()),
         Err(e) => {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE
@@ -222,10 +222,7 @@ fn translate(args: &[String], json: bool, opts: &crate::ids::TranslateOptions) -
         .and_then(|pairs| crate::ids::translate_headers(&pairs, opts));
     match result {
         Ok(t) if json => match serde_json::to_string_pretty(&t) {
-            Ok(s) => {
-                println!("{s}");
-                ExitCode::SUCCESS
-            }
+            Ok(s) => out(&s),
             Err(e) => {
                 eprintln!("cannot print the translation: {e}");
                 ExitCode::FAILURE
@@ -235,10 +232,8 @@ fn translate(args: &[String], json: bool, opts: &crate::ids::TranslateOptions) -
             for w in &t.warnings {
                 eprintln!("warning: {w}");
             }
-            for (name, value) in &t.headers {
-                println!("{name}: {value}");
-            }
-            ExitCode::SUCCESS
+            let lines: Vec<String> = t.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+            out(&lines.join("\n"))
         }
         Err(e) => {
             eprintln!("cannot translate: {e}");
@@ -247,18 +242,35 @@ fn translate(args: &[String], json: bool, opts: &crate::ids::TranslateOptions) -
     }
 }
 
-fn check_config(path: &PathBuf) -> ExitCode {
-    match load(Some(path)) {
+fn check_config(path: Option<&PathBuf>) -> ExitCode {
+    match load(path) {
         Ok(c) => {
-            println!(
-                "{}: OK ({} exporter(s), {} route(s))",
-                path.display(),
+            let name = path.map_or_else(
+                || "config/gateway.yaml (embedded)".to_owned(),
+                |p| p.display().to_string(),
+            );
+            out(&format!(
+                "{name}: OK ({} exporter(s), {} route(s))",
                 c.exporters.len(),
                 c.routing.routes.len()
-            );
-            ExitCode::SUCCESS
+            ))
         }
         Err(code) => code,
+    }
+}
+
+/// Writes one line to standard output. A closed pipe (`… | head`) ends the command
+/// quietly with success: the reader has what it wanted.
+fn out(line: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -267,6 +279,10 @@ fn init_logging(cfg: &config::LogConfig) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(
+            cfg.color
+                .enabled(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),

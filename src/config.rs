@@ -18,20 +18,24 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+mod checks;
 mod env;
 mod exporters;
+mod lenient;
+mod pinpoint_loop;
 mod routes;
 mod units;
 
 use env::substitute_env;
 use exporters::read_exporters;
 pub use exporters::{BatchConfig, ExporterConfig, ExporterKind, OnFull, QueueConfig, RetryConfig};
+use lenient::section;
 use routes::routing;
 pub use routes::{Destination, ExporterRef, RouteAction, RouteConfig, RoutingConfig};
-use units::de_bytes;
-pub use units::{de_duration, parse_bytes, parse_duration};
+pub use units::{de_bytes, de_duration, parse_bytes, parse_duration};
 
 use crate::ids::CacheConfig;
+use crate::listener::{AuthConfig, LimitsConfig, Protection, TlsConfig};
 use crate::pipeline::router::{DEFAULT_ROUTE, RouteOverrides};
 use crate::pipeline::rules::Match;
 
@@ -51,6 +55,10 @@ pub struct Config {
     pub ids: CacheConfig,
     /// `routes:` and `default_route:`.
     pub routing: RoutingConfig,
+    /// `memory:`: the process-wide soft memory limit.
+    pub memory: crate::memory::MemoryConfig,
+    /// `proxy:`: the header-translating sidecar proxy; absent = none.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 /// `receivers:`. The OTLP receivers; a missing `grpc` or `http` key disables that one.
@@ -58,6 +66,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ReceiversConfig {
     pub otlp: OtlpReceiverConfig,
+    /// `receivers.pinpoint:`: Pinpoint agents in (absent: off).
+    #[serde(default)]
+    pub pinpoint: Option<crate::receiver::pinpoint::PinpointReceiverConfig>,
 }
 
 /// `receivers.otlp:`.
@@ -73,13 +84,43 @@ pub struct OtlpReceiverConfig {
     /// Largest request accepted, measured after decompression. Default 64 MiB.
     #[serde(default = "default_max_request_bytes", deserialize_with = "de_bytes")]
     pub max_request_bytes: usize,
+    /// Largest memory one request may take once decoded (estimated before decoding).
+    /// Default: a quarter of `memory.limit`, at most 256 MiB.
+    #[serde(default, deserialize_with = "de_opt_bytes")]
+    pub max_decoded_bytes: Option<usize>,
 }
 
-/// A listening address, `host:port` (port 0 picks a free port).
+fn de_opt_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    de_bytes(d).map(Some)
+}
+
+/// A listening address, `host:port` (port 0 picks a free port), and how it protects
+/// itself (see [`crate::listener`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub endpoint: String,
+    /// Connection limit and timeouts; unset keys take the receiver defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials; absent: none asked.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl Listener {
+    /// This listener's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+        }
+    }
 }
 
 /// `admin:`: health, readiness, metrics and the status page.
@@ -88,14 +129,50 @@ pub struct Listener {
 pub struct AdminConfig {
     /// Default `127.0.0.1:8888`.
     pub endpoint: String,
+    /// Base URLs of the UIs the status page's id lookup links to.
+    pub links: LinksConfig,
+    /// Connection limit and timeouts; unset keys take the admin defaults.
+    pub limits: LimitsConfig,
+    /// TLS (and mutual TLS); absent: plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// Bearer or basic credentials for everything but `/healthz` and `/readyz`.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:8888".to_owned(),
+            links: LinksConfig::default(),
+            limits: LimitsConfig::default(),
+            tls: None,
+            auth: None,
         }
     }
+}
+
+impl AdminConfig {
+    /// The admin endpoint's `limits`, `tls` and `auth`.
+    #[must_use]
+    pub fn protection(&self) -> Protection<'_> {
+        Protection {
+            limits: &self.limits,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+        }
+    }
+}
+
+/// `admin.links:`: where the lookup box's links point; absent = no link.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Pinpoint web's root, e.g. `http://pinpoint-web:8080`.
+    pub pinpoint: Option<String>,
+    /// Zipkin UI's root, e.g. `http://zipkin:9411/zipkin`.
+    pub zipkin: Option<String>,
+    /// Jaeger UI's root, e.g. `http://jaeger:16686`.
+    pub jaeger: Option<String>,
 }
 
 /// `log:`.
@@ -107,6 +184,31 @@ pub struct LogConfig {
     pub level: String,
     /// `text` (default) or `json`.
     pub format: LogFormat,
+    /// ANSI colours in text logs: `auto` (default: only when stderr is a terminal),
+    /// `always` or `never`.
+    pub color: LogColor,
+}
+
+/// See [`LogConfig::color`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogColor {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl LogColor {
+    /// Whether to colour, given whether stderr is a terminal.
+    #[must_use]
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            Self::Auto => terminal,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -114,6 +216,7 @@ impl Default for LogConfig {
         Self {
             level: "info".to_owned(),
             format: LogFormat::Text,
+            color: LogColor::Auto,
         }
     }
 }
@@ -271,10 +374,16 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let log = optional_section::<LogConfig>(&mut top, "log", &mut errors);
     let service = optional_section::<ServiceConfig>(&mut top, "service", &mut errors);
     let ids = optional_section::<CacheConfig>(&mut top, "ids", &mut errors);
+    let memory = optional_section::<crate::memory::MemoryConfig>(&mut top, "memory", &mut errors);
     if let Some(c) = &ids
         && let Err(e) = c.validate()
     {
         errors.push(err("ids", e.to_string()));
+    }
+    if let Some(c) = &ids {
+        for e in c.validate_store() {
+            errors.push(err(&format!("ids.store.{}", e.key), e.message));
+        }
     }
     let routing = routing(
         top.remove("routes"),
@@ -283,17 +392,68 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         &mut errors,
     );
 
+    let proxy = match top.remove("proxy").filter(|v| !v.is_null()) {
+        Some(v) => section::<crate::proxy::ProxyConfig>(v, "proxy", &mut errors),
+        None => None,
+    };
+    for (path, message) in proxy.iter().flat_map(crate::proxy::ProxyConfig::validate) {
+        let path = if path.is_empty() {
+            "proxy".to_owned()
+        } else {
+            join("proxy", &path)
+        };
+        errors.push(err(&path, message));
+    }
+
     if let Some(r) = &receivers {
         validate_receivers(r, &mut errors);
+        if let Some(p) = &r.pinpoint {
+            pinpoint_loop::check(p, &exporters, &routing, &mut errors);
+        }
     }
     if let Some(a) = &admin {
         check_endpoint(&a.endpoint, "admin.endpoint", &mut errors);
+        check_protection(a.protection(), "admin", &mut errors);
+        for (key, url) in [
+            ("pinpoint", &a.links.pinpoint),
+            ("zipkin", &a.links.zipkin),
+            ("jaeger", &a.links.jaeger),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                errors.push(err(
+                    &format!("admin.links.{key}"),
+                    format!("`{u}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
     }
     if let Some(l) = &log
-        && let Err(e) = tracing_subscriber::EnvFilter::try_new(&l.level)
+        && let Err(e) = checks::log_level(&l.level)
     {
-        errors.push(err("log.level", format!("invalid filter: {e}")));
+        errors.push(err("log.level", e));
     }
+    let listeners = checks::PartialListeners {
+        grpc: receivers
+            .as_ref()
+            .and_then(|r| r.otlp.grpc.as_ref())
+            .map(|l| l.endpoint.as_str()),
+        http: receivers
+            .as_ref()
+            .and_then(|r| r.otlp.http.as_ref())
+            .map(|l| l.endpoint.as_str()),
+        admin: admin.as_ref().map(|a| a.endpoint.as_str()),
+        proxy_ingress: proxy
+            .as_ref()
+            .and_then(|p| p.ingress.as_ref())
+            .map(|l| l.listen.as_str()),
+        proxy_egress: proxy
+            .as_ref()
+            .and_then(|p| p.egress.as_ref())
+            .map(|l| l.listen.as_str()),
+    };
+    checks::listener_conflicts(&checks::listeners(&listeners), &mut errors);
     if let Some(s) = &service
         && s.shutdown_grace.is_zero()
     {
@@ -303,8 +463,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     // variable) is a consequence of the first.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.path.clone()));
-    match (receivers, admin, log, service, ids) {
-        (Some(receivers), Some(admin), Some(log), Some(service), Some(ids))
+    match (receivers, admin, log, service, ids, memory) {
+        (Some(receivers), Some(admin), Some(log), Some(service), Some(ids), Some(memory))
             if errors.is_empty() =>
         {
             Ok(Config {
@@ -315,6 +475,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 service,
                 ids,
                 routing,
+                memory,
+                proxy,
             })
         }
         _ => Err(errors),
@@ -330,6 +492,8 @@ const SECTIONS: &[&str] = &[
     "log",
     "service",
     "ids",
+    "memory",
+    "proxy",
 ];
 
 fn err(path: &str, message: impl Into<String>) -> ConfigError {
@@ -344,22 +508,6 @@ fn join(path: &str, key: &str) -> String {
         key.to_owned()
     } else {
         format!("{path}.{key}")
-    }
-}
-
-fn section<T: DeserializeOwned>(v: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
-    // An empty YAML section (`admin:`) reads as null: treat it as an empty mapping.
-    let v = if v.is_null() {
-        Value::Object(Map::new())
-    } else {
-        v
-    };
-    match serde_json::from_value::<T>(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            errors.push(err(path, e.to_string()));
-            None
-        }
     }
 }
 
@@ -384,24 +532,49 @@ fn validate_receivers(r: &ReceiversConfig, errors: &mut Vec<ConfigError>) {
     }
     if let Some(g) = &o.grpc {
         check_endpoint(&g.endpoint, "receivers.otlp.grpc.endpoint", errors);
+        check_protection(g.protection(), "receivers.otlp.grpc", errors);
     }
     if let Some(h) = &o.http {
         check_endpoint(&h.endpoint, "receivers.otlp.http.endpoint", errors);
+        check_protection(h.protection(), "receivers.otlp.http", errors);
     }
-    if let (Some(g), Some(h)) = (&o.grpc, &o.http)
-        && g.endpoint == h.endpoint
-        && !g.endpoint.ends_with(":0")
-    {
-        errors.push(err(
-            "receivers.otlp.http.endpoint",
-            "same address as the grpc receiver",
-        ));
+    if let Some(p) = &r.pinpoint {
+        for (key, message) in p.problems() {
+            errors.push(err(&join("receivers.pinpoint", &key), message));
+        }
+        for (key, e) in [
+            ("agent_endpoint", &p.agent_endpoint),
+            ("stat_endpoint", &p.stat_endpoint),
+            ("span_endpoint", &p.span_endpoint),
+        ] {
+            check_endpoint(e, &join("receivers.pinpoint", key), errors);
+        }
     }
     if !(1024..=(1 << 30)).contains(&o.max_request_bytes) {
         errors.push(err(
             "receivers.otlp.max_request_bytes",
             "must be between 1KiB and 1GiB",
         ));
+    }
+    if o.max_decoded_bytes.is_some_and(|n| n < 1 << 20) {
+        errors.push(err(
+            "receivers.otlp.max_decoded_bytes",
+            "must be at least 1MiB",
+        ));
+    }
+}
+
+fn check_protection(p: Protection<'_>, path: &str, errors: &mut Vec<ConfigError>) {
+    for (key, message) in crate::listener::config::validate(p.limits, p.auth) {
+        errors.push(err(&join(path, key), message));
+    }
+    for (key, file) in crate::listener::config::files(p.tls, p.auth) {
+        if !file.is_file() {
+            errors.push(err(
+                &join(path, key),
+                format!("`{}` is not a readable file", file.display()),
+            ));
+        }
     }
 }
 

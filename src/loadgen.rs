@@ -59,6 +59,10 @@ pub struct Options {
     /// request answered "accepted" with no `partial_success` rejection), one a line,
     /// to this file: the ground truth for delivery tests.
     pub acked_ids: Option<std::path::PathBuf>,
+    /// 0: every request is a batch of whole traces. N > 0: callee-first traffic
+    /// ([`testdata::callee_first_request`]): a trace's services call each other in a
+    /// chain and each service's spans arrive N requests after its callee's.
+    pub callee_first_lag: u64,
 }
 
 /// What a run achieved.
@@ -429,12 +433,22 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
         let tally = Arc::clone(&tally);
         let shape = o.shape.clone();
         let seed = o.seed.wrapping_add(n);
+        let (first_seed, lag) = (o.seed, o.callee_first_lag);
         let timeout = o.timeout;
         let acked_ids = acked_ids.clone();
         tasks.spawn(async move {
-            let req = testdata::request(&shape, seed);
+            let req = if lag == 0 {
+                testdata::request(&shape, seed)
+            } else {
+                testdata::callee_first_request(&shape, seed, first_seed, lag)
+            };
             let ids = acked_ids.as_ref().map(|_| span_id_lines(&req));
-            let spans = shape.spans as u64;
+            let spans = req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
             let t = Instant::now();
             let outcome = sender.send(req, timeout).await;
             let us = t.elapsed().as_micros() as u64;

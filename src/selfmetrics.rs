@@ -106,11 +106,29 @@ pub const ID_CACHE_INSERTS: &str = "bridge_id_cache_inserts_total";
 /// Identity mapping cache entries evicted for size or age, per `map`.
 pub const ID_CACHE_EVICTIONS: &str = "bridge_id_cache_evictions_total";
 
+/// Round trips to the shared id store (Redis), per `outcome` (`ok`, `error`, `timeout`).
+pub const ID_STORE_ROUND_TRIPS: &str = "bridge_id_store_round_trips_total";
+/// Time of one round trip to the shared id store (one pipelined batch).
+pub const ID_STORE_ROUND_TRIP_DURATION: &str = "bridge_id_store_round_trip_duration_seconds";
+/// Lookups the shared id store answered, per `map` and `outcome` (`hit`, `miss`).
+pub const ID_STORE_LOOKUPS: &str = "bridge_id_store_lookups_total";
+/// Writes and lookups to the shared id store, per `map` and `outcome` (`written`,
+/// `coalesced` into a queued write of the same key, `dropped` because the queue was
+/// full, `error` when the store refused the command).
+pub const ID_STORE_OPS: &str = "bridge_id_store_ops_total";
+/// Shared id store failures, per `reason` (`connection`, `timeout`, `server`, `malformed`).
+pub const ID_STORE_ERRORS: &str = "bridge_id_store_errors_total";
+/// Lookups and writes waiting for a round trip to the shared id store.
+pub const ID_STORE_QUEUED: &str = "bridge_id_store_queued_ops";
+/// 1 when the last round trip to the shared id store succeeded, else 0.
+pub const ID_STORE_UP: &str = "bridge_id_store_up";
+
 /// Spans held by a Pinpoint exporter waiting for their segment's parent, per `exporter`.
 pub const PINPOINT_PENDING_SPANS: &str = "bridge_pinpoint_pending_spans";
 /// Virtual agents a Pinpoint exporter keeps registered, per `exporter`.
 pub const PINPOINT_AGENTS: &str = "bridge_pinpoint_agents";
-/// Entry spans emitted without a resolved caller (shown under UNKNOWN), per `exporter`.
+/// Entry spans emitted under UNKNOWN because their caller's spans never arrived within
+/// the hold (real cross-service failures only), per `exporter`.
 pub const PINPOINT_UNRESOLVED_PARENTS: &str = "bridge_pinpoint_unresolved_parent_links_total";
 /// Spans a collector reported rejected in `SendSpanBatch`, per `exporter`.
 pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total";
@@ -119,9 +137,112 @@ pub const PINPOINT_REJECTED_SPANS: &str = "bridge_pinpoint_rejected_spans_total"
 pub const PINPOINT_MESSAGES_DROPPED: &str = "bridge_pinpoint_messages_dropped_total";
 /// Messages built, per `exporter` and `kind` (`span`, `chunk`).
 pub const PINPOINT_MESSAGES: &str = "bridge_pinpoint_messages_total";
+/// Parent links decided, per `exporter` and `outcome` (`tracestate`, `local_cache`,
+/// `shared_store`, `unresolved_remote`, `local_parent_missing`).
+pub const PINPOINT_PARENT_LINKS: &str = "bridge_pinpoint_parent_links_total";
+/// Approximate bytes held for parent resolution (pinned blocks and copied spans), per
+/// `exporter`.
+pub const PINPOINT_PENDING_BYTES: &str = "bridge_pinpoint_pending_bytes";
+/// Traces emitted before their hold ran out because `max_pending_spans` or
+/// `max_pending_bytes` was reached, per `exporter`.
+pub const PINPOINT_EARLY_TRACES: &str = "bridge_pinpoint_early_traces_total";
+
+// Pinpoint receiver (Pinpoint agents in, OTLP out) and its tee to the upstream collector.
+/// Calls from Pinpoint agents, per `method`.
+pub const PINPOINT_RECEIVER_CALLS: &str = "bridge_pinpoint_receiver_calls_total";
+/// Agent calls refused (INVALID_ARGUMENT), per `method` and `reason` (`headers`).
+pub const PINPOINT_RECEIVER_CALLS_REJECTED: &str = "bridge_pinpoint_receiver_calls_rejected_total";
+/// Messages received from Pinpoint agents, per `method`.
+pub const PINPOINT_RECEIVER_MESSAGES: &str = "bridge_pinpoint_receiver_messages_total";
+/// Messages that could not be used, per `method` and `reason` (`malformed`, `version`,
+/// `no_transaction_id`, `invalid_transaction_id`, `empty`).
+pub const PINPOINT_RECEIVER_MESSAGES_INVALID: &str =
+    "bridge_pinpoint_receiver_messages_invalid_total";
+/// Metadata ids refused because the agent holds the maximum, per `kind` (method).
+pub const PINPOINT_RECEIVER_METADATA_REFUSED: &str =
+    "bridge_pinpoint_receiver_metadata_refused_total";
+/// OTLP spans made from Pinpoint spans and chunks and taken by the pipeline.
+pub const PINPOINT_RECEIVER_SPANS_CONVERTED: &str =
+    "bridge_pinpoint_receiver_spans_converted_total";
+/// Placeholders used because metadata or an async chunk's span never arrived in time,
+/// per `kind` (`api`, `string`, `sql`, `async_parent`).
+pub const PINPOINT_RECEIVER_PLACEHOLDERS: &str = "bridge_pinpoint_receiver_placeholders_total";
+/// Span messages converted at once (with placeholders) because the hold was full.
+pub const PINPOINT_RECEIVER_HOLD_OVERFLOW: &str = "bridge_pinpoint_receiver_hold_overflow_total";
+/// Span messages waiting for metadata or for their span.
+pub const PINPOINT_RECEIVER_HELD: &str = "bridge_pinpoint_receiver_held_messages";
+/// Messages handed to a live upstream call by the tee, per `method`.
+pub const PINPOINT_TEE_MESSAGES_FORWARDED: &str = "bridge_pinpoint_tee_messages_forwarded_total";
+/// Messages the tee dropped, per `method` and `reason` (`buffer_full`, `upstream_unavailable`).
+pub const PINPOINT_TEE_MESSAGES_DROPPED: &str = "bridge_pinpoint_tee_messages_dropped_total";
+/// Upstream calls that ended with an error, per `method`.
+pub const PINPOINT_TEE_CALLS_FAILED: &str = "bridge_pinpoint_tee_calls_failed_total";
 
 /// Header translations served by the admin endpoint, per `outcome` (`ok`, `invalid`).
 pub const TRANSLATE_REQUESTS: &str = "bridge_translate_requests_total";
+
+/// Open connections of a listener, per `listener` (`otlp_grpc`, `otlp_http`, `admin`).
+pub const LISTENER_CONNECTIONS: &str = "bridge_listener_connections";
+/// Connections a listener accepted, per `listener`.
+pub const LISTENER_CONNECTIONS_ACCEPTED: &str = "bridge_listener_connections_accepted_total";
+/// Connections closed at once, per `listener` and `reason` (`limit`: at
+/// `limits.max_connections` with every connection busy; `accept_error`).
+pub const LISTENER_CONNECTIONS_REFUSED: &str = "bridge_listener_connections_refused_total";
+/// Connections the listener closed, per `listener` and `reason` (`evicted`: idle, closed
+/// to make room at the limit; `header_timeout`, `idle_timeout`, `tls_error`).
+pub const LISTENER_CONNECTIONS_CLOSED: &str = "bridge_listener_connections_closed_total";
+/// Request bodies not received within `limits.body_read_timeout`, per `listener`.
+pub const LISTENER_BODY_TIMEOUTS: &str = "bridge_listener_body_timeouts_total";
+/// Requests refused for missing or invalid credentials (401 / UNAUTHENTICATED), per
+/// `listener` and `reason` (`missing`, `invalid`).
+pub const LISTENER_AUTH_FAILURES: &str = "bridge_listener_auth_failures_total";
+/// Bytes allocated on the heap (live), as the soft memory limit sees it.
+pub const MEMORY_HEAP: &str = "bridge_memory_heap_bytes";
+/// The soft memory limit in bytes (`memory.limit`), when there is one.
+pub const MEMORY_LIMIT: &str = "bridge_memory_limit_bytes";
+/// Bytes (decoded) waiting in or being exported from an exporter's queue, per `exporter`.
+pub const QUEUE_BYTES: &str = "bridge_queue_bytes";
+/// Queue capacity in bytes per exporter (`queue.max_bytes`).
+pub const QUEUE_CAPACITY_BYTES: &str = "bridge_queue_capacity_bytes";
+/// `otlp` exporter: spans delivered by balanced endpoint workers, per `exporter`.
+pub const OTLP_DELIVERED: &str = "bridge_otlp_delivered_spans_total";
+/// `otlp` exporter: spans moved to another endpoint, per `exporter` and `reason`
+/// (`membership`: their endpoint left; `endpoint_down`: it failed `reroute_after`).
+pub const OTLP_SPANS_MOVED: &str = "bridge_otlp_spans_moved_total";
+/// `otlp` exporter: rebuilds of the trace-id ring, per `exporter`.
+pub const OTLP_RING_CHANGES: &str = "bridge_otlp_ring_changes_total";
+/// `otlp` exporter: endpoints per `exporter` and `state` (`up`, `down`).
+pub const OTLP_ENDPOINTS: &str = "bridge_otlp_endpoints";
+/// `otlp` exporter: spans queued or in flight in the endpoint queues, per `exporter`.
+pub const OTLP_ENDPOINT_QUEUE: &str = "bridge_otlp_endpoint_queue_spans";
+/// `otlp` exporter: DNS resolutions of `resolve`, per `exporter` and `outcome`
+/// (`ok`, `empty`, `error`).
+pub const OTLP_RESOLVE: &str = "bridge_otlp_resolve_total";
+/// `otlp` exporter (Pinpoint option): spans whose invalid `trace_state` was left as it
+/// was (no `pp` written), per `exporter`.
+pub const OTLP_BAD_TRACE_STATE: &str = "bridge_otlp_bad_trace_state_spans_total";
+/// Sidecar proxy requests, per `listener` (`ingress`, `egress`) and `outcome` (status
+/// class `2xx`..., or `timeout`, `upstream_error`, `bad_request`).
+pub const PROXY_REQUESTS: &str = "bridge_proxy_requests_total";
+/// Sidecar proxy body bytes, per `listener` and `direction` (`request`, `response`).
+pub const PROXY_BYTES: &str = "bridge_proxy_bytes_total";
+/// Sidecar proxy time to the upstream's response headers, per `listener`.
+pub const PROXY_REQUEST_DURATION: &str = "bridge_proxy_request_duration_seconds";
+/// The part of [`PROXY_REQUEST_DURATION`] the proxy itself added (everything but the
+/// wait for the upstream), per `listener`.
+pub const PROXY_ADDED_LATENCY: &str = "bridge_proxy_added_latency_seconds";
+/// Open client connections of a proxy listener, per `listener`.
+pub const PROXY_CONNECTIONS: &str = "bridge_proxy_connections";
+/// What the proxy did with a request's trace headers, per `listener` and `action`
+/// (`pinpoint_to_w3c`, `w3c_to_pinpoint`, `w3c_kept`, `started`, `none`, `bad`).
+pub const PROXY_TRACE_HEADERS: &str = "bridge_proxy_trace_headers_total";
+/// Trace headers the proxy could not read (the request is forwarded anyway), per
+/// `listener` and `reason` (`traceparent`, `tracestate`, `b3`, `pinpoint`, `pp`, `ppb`,
+/// `duplicate_header`, `not_text`, `other`).
+pub const PROXY_BAD_TRACE_HEADERS: &str = "bridge_proxy_bad_trace_headers_total";
+/// How the egress found the calling segment (`Pinpoint-pSpanID`), per `source`
+/// (`confirmed`, `single`, `tracestate_only`; undecidable: `ambiguous`, `unknown`).
+pub const PROXY_EGRESS_SEGMENTS: &str = "bridge_proxy_egress_segments_total";
 
 /// Buckets for every `*_duration_seconds` histogram: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -133,6 +254,12 @@ const DURATION_BUCKETS: &[f64] = &[
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
+];
+
+/// Buckets for [`PROXY_ADDED_LATENCY`]: 10 µs to 100 ms.
+const PROXY_LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -152,6 +279,12 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(PIPELINE_LATENCY.to_owned()),
                         LATENCY_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(PROXY_ADDED_LATENCY.to_owned()),
+                        PROXY_LATENCY_BUCKETS,
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -240,7 +373,19 @@ fn describe() {
     describe_gauge!(PINPOINT_AGENTS, "Registered virtual agents.");
     describe_counter!(
         PINPOINT_UNRESOLVED_PARENTS,
-        "Entry spans emitted without a resolved caller."
+        "Entry spans emitted under UNKNOWN: the caller never arrived within the hold."
+    );
+    describe_counter!(
+        PINPOINT_PARENT_LINKS,
+        "Segment parent links decided, by outcome."
+    );
+    describe_gauge!(
+        PINPOINT_PENDING_BYTES,
+        "Approximate bytes held for parent resolution."
+    );
+    describe_counter!(
+        PINPOINT_EARLY_TRACES,
+        "Traces emitted early because the pending caps were reached."
     );
     describe_counter!(PINPOINT_REJECTED_SPANS, "Spans the collector rejected.");
     describe_counter!(
@@ -248,6 +393,48 @@ fn describe() {
         "Pinpoint messages dropped from a full outbox."
     );
     describe_counter!(PINPOINT_MESSAGES, "Pinpoint span and chunk messages built.");
+    describe_counter!(PINPOINT_RECEIVER_CALLS, "Calls from Pinpoint agents.");
+    describe_counter!(
+        PINPOINT_RECEIVER_CALLS_REJECTED,
+        "Pinpoint agent calls refused for their headers."
+    );
+    describe_counter!(PINPOINT_RECEIVER_MESSAGES, "Messages from Pinpoint agents.");
+    describe_counter!(
+        PINPOINT_RECEIVER_MESSAGES_INVALID,
+        "Pinpoint agent messages that could not be used."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_METADATA_REFUSED,
+        "Pinpoint metadata ids refused at the per-agent limit."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_SPANS_CONVERTED,
+        "OTLP spans made from Pinpoint spans and chunks."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_PLACEHOLDERS,
+        "Placeholders used for metadata or async parents that did not arrive in time."
+    );
+    describe_counter!(
+        PINPOINT_RECEIVER_HOLD_OVERFLOW,
+        "Pinpoint span messages converted at once because the hold was full."
+    );
+    describe_gauge!(
+        PINPOINT_RECEIVER_HELD,
+        "Pinpoint span messages waiting for metadata or their span."
+    );
+    describe_counter!(
+        PINPOINT_TEE_MESSAGES_FORWARDED,
+        "Messages the tee handed to the upstream collector."
+    );
+    describe_counter!(
+        PINPOINT_TEE_MESSAGES_DROPPED,
+        "Messages the tee dropped (buffer full, upstream unavailable)."
+    );
+    describe_counter!(
+        PINPOINT_TEE_CALLS_FAILED,
+        "Upstream collector calls of the tee that failed."
+    );
     describe_counter!(TRANSLATE_REQUESTS, "Header translations served over HTTP.");
     describe_counter!(
         EXPORTER_SPANS_REJECTED,
@@ -285,6 +472,82 @@ fn describe() {
         PERSIST_KEPT_SPANS,
         "Spans left on disk at shutdown for the next start."
     );
+    describe_gauge!(LISTENER_CONNECTIONS, "Open connections per listener.");
+    describe_counter!(
+        LISTENER_CONNECTIONS_ACCEPTED,
+        "Connections a listener accepted."
+    );
+    describe_counter!(
+        LISTENER_CONNECTIONS_REFUSED,
+        "Connections closed at once (limit reached with every connection busy, or accept error)."
+    );
+    describe_counter!(
+        LISTENER_CONNECTIONS_CLOSED,
+        "Connections a listener closed: evicted at the limit, header/idle timeout, TLS error."
+    );
+    describe_counter!(
+        LISTENER_BODY_TIMEOUTS,
+        "Request bodies not received within the body read timeout."
+    );
+    describe_counter!(
+        LISTENER_AUTH_FAILURES,
+        "Requests refused for missing or invalid credentials."
+    );
+    describe_gauge!(MEMORY_HEAP, "Bytes allocated on the heap (live).");
+    describe_gauge!(MEMORY_LIMIT, "The soft memory limit in bytes.");
+    describe_gauge!(
+        QUEUE_BYTES,
+        "Decoded bytes queued or in flight per exporter."
+    );
+    describe_gauge!(
+        QUEUE_CAPACITY_BYTES,
+        "Queue capacity in bytes per exporter."
+    );
+    describe_counter!(
+        OTLP_DELIVERED,
+        "Spans delivered by balanced OTLP endpoints."
+    );
+    describe_counter!(OTLP_SPANS_MOVED, "Spans moved to another OTLP endpoint.");
+    describe_counter!(OTLP_RING_CHANGES, "Rebuilds of the trace-id ring.");
+    describe_gauge!(OTLP_ENDPOINTS, "Balanced OTLP endpoints, up or down.");
+    describe_gauge!(OTLP_ENDPOINT_QUEUE, "Spans in the OTLP endpoint queues.");
+    describe_counter!(OTLP_RESOLVE, "DNS resolutions of balanced OTLP endpoints.");
+    describe_counter!(
+        OTLP_BAD_TRACE_STATE,
+        "Spans whose invalid trace_state got no pp entry."
+    );
+    describe_counter!(
+        PROXY_REQUESTS,
+        "Sidecar proxy requests, by listener and outcome."
+    );
+    describe_counter!(
+        PROXY_BYTES,
+        "Sidecar proxy body bytes, by listener and direction."
+    );
+    describe_histogram!(
+        PROXY_REQUEST_DURATION,
+        "Sidecar proxy time to the upstream's response headers."
+    );
+    describe_histogram!(
+        PROXY_ADDED_LATENCY,
+        "Time the sidecar proxy added to a request (upstream wait excluded)."
+    );
+    describe_gauge!(
+        PROXY_CONNECTIONS,
+        "Open client connections per proxy listener."
+    );
+    describe_counter!(
+        PROXY_TRACE_HEADERS,
+        "What the proxy did with a request's trace headers."
+    );
+    describe_counter!(
+        PROXY_BAD_TRACE_HEADERS,
+        "Unreadable trace headers, by reason (the request is still forwarded)."
+    );
+    describe_counter!(
+        PROXY_EGRESS_SEGMENTS,
+        "How the egress found the calling segment for Pinpoint-pSpanID."
+    );
     describe_counter!(ID_CACHE_HITS, "Identity cache lookups that hit.");
     describe_counter!(ID_CACHE_MISSES, "Identity cache lookups that missed.");
     describe_counter!(ID_CACHE_INSERTS, "Identity cache inserts.");
@@ -292,4 +555,32 @@ fn describe() {
         ID_CACHE_EVICTIONS,
         "Identity cache evictions (size or age)."
     );
+    describe_counter!(
+        ID_STORE_ROUND_TRIPS,
+        "Round trips to the shared id store, by outcome."
+    );
+    describe_histogram!(
+        ID_STORE_ROUND_TRIP_DURATION,
+        "Time of one pipelined round trip to the shared id store."
+    );
+    describe_counter!(
+        ID_STORE_LOOKUPS,
+        "Shared id store lookups answered, by map and hit/miss."
+    );
+    describe_counter!(
+        ID_STORE_OPS,
+        "Shared id store writes and dropped commands, by map and outcome."
+    );
+    describe_counter!(ID_STORE_ERRORS, "Shared id store failures, by reason.");
+    describe_gauge!(
+        ID_STORE_QUEUED,
+        "Lookups and writes waiting for the shared id store."
+    );
+    describe_gauge!(
+        ID_STORE_UP,
+        "1 when the last shared id store round trip succeeded."
+    );
 }
+
+mod register;
+pub use register::{register_initial, register_proxy};

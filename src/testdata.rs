@@ -355,6 +355,88 @@ pub fn resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
         .collect()
 }
 
+/// [`resource_spans`] with the services of each trace calling each other in a chain
+/// (service 0 → 1 → …): in each trace, the last span of service k−1 becomes an HTTP
+/// client call to service k and service k's first span its SERVER entry (a remote
+/// child of that call). Span counts stay those of the shape.
+#[must_use]
+pub fn linked_resource_spans(shape: &Shape, seed: u64) -> Vec<ResourceSpans> {
+    let mut out = resource_spans(shape, seed);
+    if out.len() < 2 {
+        return out;
+    }
+    // (trace, service) -> (first span's place, last span's place)
+    type Place = (usize, usize, usize);
+    let mut ends: std::collections::HashMap<(Vec<u8>, usize), (Place, Place)> =
+        std::collections::HashMap::new();
+    for (k, rs) in out.iter().enumerate() {
+        for (si, ss) in rs.scope_spans.iter().enumerate() {
+            for (i, s) in ss.spans.iter().enumerate() {
+                let e = ends
+                    .entry((s.trace_id.clone(), k))
+                    .or_insert(((k, si, i), (k, si, i)));
+                let start = |p: &Place| out[p.0].scope_spans[p.1].spans[p.2].start_time_unix_nano;
+                if s.start_time_unix_nano < start(&e.0) {
+                    e.0 = (k, si, i);
+                }
+                if s.start_time_unix_nano >= start(&e.1) {
+                    e.1 = (k, si, i);
+                }
+            }
+        }
+    }
+    let links: Vec<(Place, Place, usize)> = ends
+        .iter()
+        .filter(|((_, k), _)| *k > 0)
+        .filter_map(|((t, k), (first, _))| {
+            let (_, caller_last) = ends.get(&(t.clone(), k - 1))?;
+            Some((*caller_last, *first, *k))
+        })
+        .collect();
+    for (call, entry, k) in links {
+        let target = service_name(k);
+        let c = &mut out[call.0].scope_spans[call.1].spans[call.2];
+        c.kind = 3;
+        c.attributes = vec![
+            string("http.request.method", "GET"),
+            string("url.full", &format!("http://{target}:8080/api")),
+            string("server.address", &target),
+            int("server.port", 8080),
+            int("http.response.status_code", 200),
+        ];
+        let id = c.span_id.clone();
+        let e = &mut out[entry.0].scope_spans[entry.1].spans[entry.2];
+        e.kind = 2;
+        e.parent_span_id = id;
+    }
+    out
+}
+
+/// A request for callee-first load: each trace of [`linked_resource_spans`] reaches the
+/// gateway service by service from the last callee to the root, `lag` requests apart
+/// (request `seed` carries service S−1 of batch `seed`, service S−2 of batch
+/// `seed − lag`, …, never of batches before `first_seed`).
+#[must_use]
+pub fn callee_first_request(
+    shape: &Shape,
+    seed: u64,
+    first_seed: u64,
+    lag: u64,
+) -> ExportTraceServiceRequest {
+    let services = shape.services.max(1);
+    let mut resource_spans = Vec::new();
+    for j in 0..services as u64 {
+        let Some(batch) = seed.checked_sub(j * lag).filter(|b| *b >= first_seed) else {
+            break;
+        };
+        let k = services - 1 - j as usize;
+        if let Some(rs) = linked_resource_spans(shape, batch).into_iter().nth(k) {
+            resource_spans.push(rs);
+        }
+    }
+    ExportTraceServiceRequest { resource_spans }
+}
+
 /// [`resource_spans`] as an OTLP export request.
 #[must_use]
 pub fn request(shape: &Shape, seed: u64) -> ExportTraceServiceRequest {

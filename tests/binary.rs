@@ -61,13 +61,39 @@ fn stderr_of(child: &mut Child) -> String {
     s
 }
 
+/// Every kind of problem `check-config` must find, all at once, each at its exact path:
+/// unknown keys at any depth, several errors inside one exporter, bad values, missing
+/// required keys, unset variables, listener conflicts, a bad log filter, route errors.
 #[test]
 fn check_config_lists_every_error_and_exits_64() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken.yaml");
     std::fs::write(
         &path,
-        "receivers:\n  otlp:\n    grpc: { endpoint: nowhere }\nexporters:\n  a: { type: file }\n  b: { type: carrier-pigeon }\n  c:\n    type: null\n    batch: { timeout: fast }\nadmin: { endpoint: '${env:BRIDGE_TEST_SURELY_UNSET}' }\nroutes:\n  - name: r\n    match: { span: { k: { regex: '(' } } }\n    to: [nope]\n",
+        r#"receivers:
+  otlp:
+    grpc: { endpoint: nowhere }
+    http: { endpoint: 127.0.0.1:4318 }
+    max_requst_bytes: 1MiB
+exporters:
+  a: { type: file }
+  b: { type: carrier-pigeon }
+  c:
+    type: null
+    batch: { timeout: fast, max_spans: 0 }
+  z:
+    type: zipkin
+    endpoint: ftp://x
+    encoding: thrift
+    colour: red
+admin: { endpoint: 0.0.0.0:4318 }
+log: { level: loud }
+service: { shutdown_grace: '${env:BRIDGE_TEST_SURELY_UNSET}' }
+routes:
+  - name: r
+    match: { span: { k: { regex: '(' } } }
+    to: [nope]
+"#,
     )
     .expect("write");
     let out = Command::new(BIN)
@@ -77,18 +103,78 @@ fn check_config_lists_every_error_and_exits_64() {
         .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in [
-        "receivers.otlp.grpc.endpoint: `nowhere` is not host:port",
-        "exporters.a: missing field `path`",
-        "exporters.b.type: unknown exporter type `carrier-pigeon`",
-        "exporters.c: `fast` is not a duration",
-        "admin.endpoint: environment variable `BRIDGE_TEST_SURELY_UNSET` is not set",
-        "routes[0].to[0]: unknown exporter `nope`",
-        "routes[0].match.span[\"k\"].regex: invalid regex `(`: unclosed group",
-    ] {
-        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    let table = [
+        ("receivers.otlp.grpc.endpoint", "`nowhere` is not host:port"),
+        (
+            "receivers.otlp.max_requst_bytes",
+            "unknown field `max_requst_bytes`",
+        ),
+        ("exporters.a.path", "missing (required)"),
+        ("exporters.b.type", "unknown exporter type `carrier-pigeon`"),
+        ("exporters.c.batch.timeout", "`fast` is not a duration"),
+        ("exporters.c.batch.max_spans", "must be greater than 0"),
+        (
+            "exporters.z.endpoint",
+            "endpoint `ftp://x` is not an http:// or https:// URL",
+        ),
+        ("exporters.z.encoding", "unknown variant `thrift`"),
+        ("exporters.z.colour", "unknown field `colour`"),
+        (
+            "admin.endpoint",
+            "port 4318 is already taken by receivers.otlp.http.endpoint",
+        ),
+        ("log.level", "`loud` is not a level"),
+        (
+            "service.shutdown_grace",
+            "environment variable `BRIDGE_TEST_SURELY_UNSET` is not set",
+        ),
+        ("routes[0].to[0]", "unknown exporter `nope`"),
+        (
+            "routes[0].match.span[\"k\"].regex",
+            "invalid regex `(`: unclosed group",
+        ),
+    ];
+    for (path, message) in table {
+        let want = format!("  {path}: {message}");
+        assert!(err.contains(&want), "missing `{want}` in:\n{err}");
     }
-    assert!(err.contains("7 error(s)"), "{err}");
+    assert!(err.contains(&format!("{} error(s)", table.len())), "{err}");
+}
+
+/// Without `--config`, `check-config` checks the embedded default.
+#[test]
+fn check_config_checks_the_embedded_default() {
+    let out = Command::new(BIN).arg("check-config").output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("config/gateway.yaml (embedded): OK"),
+        "{text}"
+    );
+}
+
+/// A reader that stops early (`translate … | head -1`) ends the command quietly.
+#[test]
+fn translate_into_a_closed_pipe_is_quiet() {
+    let mut child = Command::new(BIN)
+        .args([
+            "translate",
+            "--json",
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    let err = stderr_of(&mut child);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.success(), "{err}");
 }
 
 #[test]

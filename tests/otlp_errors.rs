@@ -11,6 +11,7 @@ use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use otel_pinpoint_bridge::config;
+use otel_pinpoint_bridge::listener::{Limits, Options};
 use otel_pinpoint_bridge::pipeline::Pipeline;
 use otel_pinpoint_bridge::pipeline::router::Router;
 use otel_pinpoint_bridge::receiver::{Intake, otlp_grpc, otlp_http};
@@ -327,8 +328,21 @@ async fn full_queue_is_refused_with_a_retryable_status() {
     );
     let gi = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_grpc"));
     let hi = Arc::new(Intake::new(Arc::clone(&pipeline), "otlp_http"));
-    tokio::spawn(otlp_grpc::serve(grpc, gi, 1 << 20, std::future::pending()));
-    tokio::spawn(otlp_http::serve(http, hi, 1 << 20, std::future::pending()));
+    let plain = |name| Options::plain(name, Limits::RECEIVER);
+    tokio::spawn(otlp_grpc::serve(
+        grpc,
+        plain("otlp_grpc"),
+        gi,
+        1 << 20,
+        std::future::pending(),
+    ));
+    tokio::spawn(otlp_http::serve(
+        http,
+        plain("otlp_http"),
+        hi,
+        1 << 20,
+        std::future::pending(),
+    ));
 
     let three = || {
         common::request(vec![

@@ -5,90 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use otel_pinpoint_bridge::ids::{AgentId, TraceId, mapping};
 use serde_json::{Value, json};
 
-/// The stand-in collector as a child process; killed on drop.
-struct StandIn {
-    child: Child,
-    port: u16,
-    control: u16,
-}
-
-impl StandIn {
-    fn start(version: &str) -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pinpoint-collector");
-        assert!(
-            dir.join("node_modules").exists(),
-            "run scripts/test.sh (or scripts/setup-test-peers.sh) to install the stand-in collector"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("server.js"))
-            .args([
-                "--port",
-                "0",
-                "--control-port",
-                "0",
-                "--version",
-                version,
-                "--exit-with-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ports line");
-        let ports: Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ports line {line:?}: {e}"));
-        let port = ports["span"].as_u64().expect("span port") as u16;
-        let control = ports["control"].as_u64().expect("control port") as u16;
-        Self {
-            child,
-            port,
-            control,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let t = reqwest::get(format!("http://127.0.0.1:{}{path}", self.control))
-            .await
-            .expect("control")
-            .text()
-            .await
-            .expect("text");
-        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{path}: {e}: {t}"))
-    }
-
-    /// Waits until the checker has seen `spans` spans and `chunks` chunks.
-    async fn wait_calltree(&self, spans: u64, chunks: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let report = self.get("/calltree").await;
-            let s = &report["summary"];
-            let done = s["spans"].as_u64() >= Some(spans) && s["chunks"].as_u64() >= Some(chunks);
-            if done || Instant::now() > deadline {
-                return report;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::whole::{self, Endpoints, StandIn, Traffic};
 
 fn gateway_config(port: u16, extra: &str) -> String {
     format!(
@@ -295,4 +217,24 @@ async fn route_overrides_name_the_application() {
         edges.contains("\"billing\""),
         "the server map shows the new name: {edges}"
     );
+}
+
+/// As deployed: five services in five processes with the real SDK at its default
+/// BatchSpanProcessor settings (5 s delay), calling each other over HTTP, 200 traces
+/// started at random over 30 s, through one gateway on its default Pinpoint settings.
+/// Callees' spans usually arrive first; every trace must be whole in Pinpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_services_at_sdk_defaults_are_all_whole() {
+    let standin = StandIn::start("3.1");
+    let gw = common::start(&whole::gateway_yaml(standin.port)).await;
+    let endpoint = Endpoints::One(format!("http://{}", gw.grpc_addr.expect("grpc")));
+    let sent =
+        tokio::task::spawn_blocking(move || whole::five_services(&endpoint, Traffic::default()))
+            .await
+            .expect("python");
+    // Every provider has shut down (flushed): all spans reached the gateway. Whole
+    // traces need no hold to run out, so give it only the time to send.
+    let w = whole::wait_whole(&standin, &sent, Duration::from_secs(15)).await;
+    gw.shutdown().await;
+    w.assert_all_whole();
 }

@@ -19,7 +19,28 @@ pub enum ExporterKind {
     Pinpoint(Box<crate::exporter::pinpoint::PinpointConfig>),
     Pyroscope(Box<crate::exporter::pyroscope::PyroscopeConfig>),
     Null,
+    Otlp(Box<crate::exporter::otlp::OtlpConfig>),
     Zipkin(crate::exporter::zipkin::ZipkinConfig),
+}
+
+impl ExporterKind {
+    /// Where the exporter sends, for the status page: a URL, `host:ports` or a file.
+    #[must_use]
+    pub fn target(&self) -> String {
+        match self {
+            Self::File(f) if f.path == "-" => "standard output".to_owned(),
+            Self::File(f) => f.path.clone(),
+            Self::Pinpoint(p) => format!("{}:{}/{}", p.host, p.agent_port, p.span_port),
+            Self::Pyroscope(p) => p.endpoint.clone(),
+            Self::Zipkin(z) => z.endpoint.clone(),
+            Self::Null => "nowhere (null)".to_owned(),
+            Self::Otlp(o) => match (&o.endpoint, &o.resolve) {
+                (Some(e), _) => e.clone(),
+                (None, Some(r)) => format!("{} (resolved)", r.endpoint),
+                (None, None) => o.endpoints.join(", "),
+            },
+        }
+    }
 }
 
 /// The keys every exporter has besides its `type`.
@@ -32,7 +53,14 @@ struct CommonExporterKeys {
 }
 
 const COMMON_EXPORTER_KEYS: &[&str] = &["type", "queue", "batch", "retry"];
-const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "pyroscope", "null (or nop)"];
+const EXPORTER_TYPES: &[&str] = &[
+    "file",
+    "pinpoint",
+    "zipkin",
+    "pyroscope",
+    "otlp",
+    "null (or nop)",
+];
 
 /// `exporters.<name>.queue:`: the bounded queue in front of one exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +68,10 @@ const EXPORTER_TYPES: &[&str] = &["file", "pinpoint", "zipkin", "pyroscope", "nu
 pub struct QueueConfig {
     /// Spans held (queued and in flight) at most. Default 100 000.
     pub max_spans: usize,
+    /// Bytes held at most, measured as the decoded spans take them in memory (charged
+    /// in KiB). Default 128 MiB.
+    #[serde(deserialize_with = "super::units::de_bytes")]
+    pub max_bytes: usize,
     /// What a full queue does to a new request: `refuse` (the whole request gets a
     /// retryable status and no exporter takes it) or `drop` (this exporter skips it,
     /// counted; the others take it). Default `refuse`.
@@ -49,10 +81,14 @@ pub struct QueueConfig {
     pub persistent: Option<crate::pipeline::persist::PersistConfig>,
 }
 
+/// Default `queue.max_bytes`.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 128 << 20;
+
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             max_spans: 100_000,
+            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             on_full: OnFull::Refuse,
             persistent: None,
         }
@@ -194,6 +230,9 @@ fn exporter(
             "zipkin" => section(Value::Object(own), path, errors).map(ExporterKind::Zipkin),
             "pyroscope" => section(Value::Object(own), path, errors)
                 .map(|c| ExporterKind::Pyroscope(Box::new(c))),
+            "otlp" => {
+                section(Value::Object(own), path, errors).map(|c| ExporterKind::Otlp(Box::new(c)))
+            }
             "null" | "nop" => {
                 if let Some(k) = own.keys().next() {
                     errors.push(err(
@@ -232,6 +271,11 @@ fn exporter(
     }
     if let ExporterKind::Zipkin(z) = &kind {
         for (key, message) in z.problems() {
+            errors.push(err(&join(path, key), message));
+        }
+    }
+    if let ExporterKind::Otlp(o) = &kind {
+        for (key, message) in o.problems() {
             errors.push(err(&join(path, key), message));
         }
     }
@@ -275,6 +319,12 @@ fn validate_exporter_common(c: &CommonExporterKeys, path: &str, errors: &mut Vec
         for (key, message) in p.problems() {
             errors.push(err(&join(&join(path, "queue.persistent"), key), message));
         }
+    }
+    if !(1 << 20..=1 << 40).contains(&c.queue.max_bytes) {
+        errors.push(err(
+            &join(path, "queue.max_bytes"),
+            "must be between 1MiB and 1TiB",
+        ));
     }
     if c.retry.initial.is_zero() || c.retry.initial > c.retry.max {
         errors.push(err(

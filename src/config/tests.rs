@@ -72,10 +72,13 @@ colour: blue
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
     for want in [
         "colour",
-        "receivers",
-        "exporters.a",
+        "receivers.otlp.grpc.endpoint",
+        "receivers.otlp.max_request_bytes",
+        "exporters.a.pathh",
+        "exporters.a.path",
         "exporters.b.type",
-        "exporters.c",
+        "exporters.c.batch.timeout",
+        "exporters.c.batch.max_spans",
         "admin.endpoint",
     ] {
         assert!(paths.contains(&want), "missing {want} in {errs:?}");
@@ -468,9 +471,9 @@ exporters:
         "exporters.a.endpoint",
         "exporters.a.headers",
         "exporters.a.timeout",
-        "exporters.b",
-        "exporters.c",
-        "exporters.d",
+        "exporters.b.encoding",
+        "exporters.c.gzip",
+        "exporters.d.endpoint",
     ] {
         assert!(paths.contains(&want), "missing {want} in {errs:?}");
     }
@@ -482,7 +485,10 @@ exporters:
     assert!(text.contains("not an http:// or https:// URL"), "{text}");
     assert!(text.contains("unknown variant `thrift`"), "{text}");
     assert!(text.contains("unknown field `gzip`"), "{text}");
-    assert!(text.contains("missing field `endpoint`"), "{text}");
+    assert!(
+        text.contains("exporters.d.endpoint: missing (required)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -515,9 +521,35 @@ fn persistent_queue_defaults_and_problems_with_paths() {
     for want in [
         "exporters.a.queue.persistent.max_bytes: must be at least 1MiB",
         "exporters.a.queue.persistent.sync: an interval must be greater than 0",
-        "exporters.c: expected `always`, `never` or a duration",
+        "exporters.c.queue.persistent.sync: expected `always`, `never` or a duration",
         "queue.persistent.dir: is also the queue directory of exporter",
     ] {
         assert!(all.contains(want), "missing `{want}` in:\n{all}");
     }
+}
+
+#[test]
+fn ids_store_reads_env_and_reports_errors_with_paths() {
+    let env = |k: &str| (k == "REDIS_PASSWORD").then(|| "s3cret".to_owned());
+    let text = format!(
+        "{MINIMAL}ids:\n  store:\n    type: redis\n    url: redis://127.0.0.1:6379/0\n    password: ${{env:REDIS_PASSWORD}}\n    ttl: 10m\n"
+    );
+    let c = parse(&text, &env).expect("valid");
+    let r = c.ids.store.as_ref().expect("store").redis();
+    assert_eq!(r.password.as_deref(), Some("s3cret"));
+    assert_eq!(r.ttl, std::time::Duration::from_secs(600));
+
+    let text = format!(
+        "{MINIMAL}ids:\n  store:\n    type: redis\n    url: 'http://x'\n    max_in_flight: 0\n"
+    );
+    let errs = parse(&text, &no_env).expect_err("invalid");
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["ids.store.url", "ids.store.max_in_flight"],
+        "{errs:?}"
+    );
+    let text = format!("{MINIMAL}ids:\n  store:\n    type: redis\n    urll: x\n");
+    let errs = parse(&text, &no_env).expect_err("invalid");
+    assert!(errs[0].message.contains("unknown field `urll`"), "{errs:?}");
 }

@@ -70,7 +70,7 @@ pub fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-pub(super) fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumOrText {

@@ -81,8 +81,15 @@ impl HttpClient {
     /// # Errors
     /// [`SetupError`] when https is wanted and no CA certificate can be trusted.
     pub fn new(https: bool) -> Result<Self, SetupError> {
+        Ok(Self::with_tls(tls_config(https)?))
+    }
+
+    /// Builds the client with the caller's TLS configuration (its own CA file, a client
+    /// certificate).
+    #[must_use]
+    pub fn with_tls(tls: rustls::ClientConfig) -> Self {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(https)?)
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -91,7 +98,7 @@ impl HttpClient {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Ok(Self { client })
+        Self { client }
     }
 
     /// POSTs `body` with `headers` to `uri`, waiting at most `timeout` for the answer

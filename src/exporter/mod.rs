@@ -7,6 +7,7 @@
 pub mod file;
 pub mod http;
 pub mod null;
+pub mod otlp;
 pub mod pinpoint;
 pub mod pyroscope;
 pub mod zipkin;
@@ -50,9 +51,24 @@ pub trait Exporter: Send + 'static {
         async {}
     }
 
+    /// Spans that left the gateway since the last call, for exporters that hold spans
+    /// back (a delivered batch's size would count held spans as sent). `None`: count
+    /// every delivered batch's spans.
+    fn take_spans_sent(&mut self) -> Option<u64> {
+        None
+    }
+
     /// How often the worker calls [`Exporter::tick`] (for exporters that hold data, such
     /// as segments waiting for their parents). `None`: never.
     fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The worker gave up on `batch` (retries exhausted or a permanent error): drop
+    /// what is still held to be sent for it, and say how many spans that was, which
+    /// the worker counts as failed. `None`: the batch's spans (nothing is held).
+    fn abandon(&mut self, batch: &Batch) -> Option<u64> {
+        let _ = batch;
         None
     }
 
@@ -88,6 +104,7 @@ impl ExporterKind {
             Self::Pinpoint(_) => "pinpoint",
             Self::Pyroscope(_) => "pyroscope",
             Self::Null => "null",
+            Self::Otlp(_) => "otlp",
             Self::Zipkin(_) => "zipkin",
         }
     }
@@ -132,6 +149,10 @@ pub async fn start(
         }
         ExporterKind::Pyroscope(p) => {
             let e = pyroscope::PyroscopeExporter::new(&cfg.name, p, &cfg.retry).map_err(fail)?;
+            tokio::spawn(worker::run(e, queue, stop))
+        }
+        ExporterKind::Otlp(o) => {
+            let e = otlp::build(&cfg.name, o, &cfg.batch, &cfg.retry).map_err(fail)?;
             tokio::spawn(worker::run(e, queue, stop))
         }
         ExporterKind::Null => tokio::spawn(worker::run(null::NullExporter, queue, stop)),

@@ -5,12 +5,14 @@
 //! [`CacheStats`]), [`CacheConfig`], and [`CacheError`].
 //!
 //! The cache is a hint, never the only copy of anything a trace needs on one instance.
-//! A [`BackingStore`] can sit behind it as a shared tier: lookups read through on a
-//! local miss and inserts write through.
+//! With `store:` configured, a shared tier sits behind the `txid` and `caller` maps
+//! (`store/`): a local miss queues a lookup and an insert queues a write, without
+//! waiting; answers are written into the local tier later (marked [`Tier::Store`]), so
+//! a caller that waits (the assembler's hold) finds them on its next look.
 //!
 //! Metric handles are registered when the cache is built, so build it after installing
-//! the `metrics` recorder. Hits and misses count the local tier; a miss answered by the
-//! store also counts in [`CacheStats::store_hits`]. Evictions count only entries removed
+//! the `metrics` recorder. Hits and misses count the local tier; values the store
+//! answered count in [`CacheStats::store_hits`]. Evictions count only entries removed
 //! for size or expiry (not replacements or explicit removals).
 
 use std::fmt;
@@ -25,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::duration::format_duration;
 use crate::ids::hasher::IdBuildHasher;
 use crate::ids::model::{SpanId, TraceId};
-use crate::ids::store::{BackingStore, Codec, MapName};
+use crate::ids::store::{
+    Codec, LocalTier, MapName, QueueLimits, StoreConfig, StoreConfigError, StoreQueue, StoreStats,
+};
 use crate::ids::txid::{AgentId, TransactionId};
 use crate::selfmetrics::{ID_CACHE_EVICTIONS, ID_CACHE_HITS, ID_CACHE_INSERTS, ID_CACHE_MISSES};
 
@@ -44,6 +48,9 @@ pub struct CacheConfig {
     /// sensible hold window and span-export delay; at most 7 days.
     #[serde(with = "crate::ids::duration")]
     pub ttl: Duration,
+    /// The shared tier behind the `txid` and `caller` maps (absent = local only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
 }
 
 impl Default for CacheConfig {
@@ -51,6 +58,7 @@ impl Default for CacheConfig {
         Self {
             max_entries: 100_000,
             ttl: Duration::from_secs(300),
+            store: None,
         }
     }
 }
@@ -91,6 +99,30 @@ impl CacheConfig {
         }
         Ok(())
     }
+
+    /// Checks `store:`; every problem names its key (relative to `ids.store`).
+    pub fn validate_store(&self) -> Vec<StoreConfigError> {
+        match &self.store {
+            Some(s) => s.redis().validate(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Which tier of the cache answered a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// This instance's own (local) cache.
+    Local,
+    /// The shared store behind it (learned by another instance).
+    Store,
+}
+
+/// A local entry and where it came from.
+#[derive(Debug, Clone)]
+struct Stored<V> {
+    value: V,
+    tier: Tier,
 }
 
 /// Key of the span maps: the trace id and a span id.
@@ -175,10 +207,12 @@ pub struct CacheStats {
     pub segment: MapStats,
     /// Metadata already sent.
     pub metadata: MapStats,
-    /// Local misses answered by the shared store.
+    /// Lookups the shared store answered with a value.
     pub store_hits: u64,
-    /// Shared-store failures and undecodable values (each treated as a miss).
+    /// Shared-store failures, timeouts and undecodable values (each treated as a miss).
     pub store_errors: u64,
+    /// The shared tier's own counters, when one is configured.
+    pub store: Option<StoreStats>,
 }
 
 struct MapCounters {
@@ -240,7 +274,13 @@ impl MapCounters {
     }
 }
 
-type Map<K, V> = Cache<K, V, IdBuildHasher>;
+type Map<K, V> = Cache<K, Stored<V>, IdBuildHasher>;
+
+/// The shared tier as the cache sees it: its config and the queue to its worker.
+struct Shared {
+    config: StoreConfig,
+    queue: Arc<StoreQueue>,
+}
 
 /// The mapping cache. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct MappingCache {
@@ -249,9 +289,7 @@ pub struct MappingCache {
     segment: Map<SpanKey, SegmentRef>,
     metadata: Map<MetadataKey, ()>,
     counters: [Arc<MapCounters>; 4],
-    store: Option<Arc<dyn BackingStore>>,
-    store_hits: AtomicU64,
-    store_errors: AtomicU64,
+    store: Option<Shared>,
     ttl: Duration,
 }
 
@@ -273,24 +311,25 @@ where
 }
 
 impl MappingCache {
-    /// A local-only cache.
+    /// The cache `cfg` describes. With `store:`, lookups and writes of the shared maps
+    /// are queued for the store's worker, which [`crate::ids::store::start`] starts.
     ///
     /// # Errors
     /// [`CacheError`] when the config is invalid.
     pub fn new(cfg: &CacheConfig) -> Result<Self, CacheError> {
-        Self::build(cfg, None)
-    }
-
-    /// A cache with a shared tier behind it.
-    ///
-    /// # Errors
-    /// [`CacheError`] when the config is invalid.
-    pub fn with_store(cfg: &CacheConfig, store: Arc<dyn BackingStore>) -> Result<Self, CacheError> {
-        Self::build(cfg, Some(store))
-    }
-
-    fn build(cfg: &CacheConfig, store: Option<Arc<dyn BackingStore>>) -> Result<Self, CacheError> {
         cfg.validate()?;
+        let store = cfg.store.as_ref().map(|config| {
+            let r = config.redis();
+            Shared {
+                config: config.clone(),
+                queue: Arc::new(StoreQueue::new(QueueLimits {
+                    max_queued: r.max_queued,
+                    max_batch: r.max_batch,
+                    lookup_interval: r.lookup_interval,
+                    ttl: r.ttl,
+                })),
+            }
+        });
         let counters = MapName::ALL.map(|m| Arc::new(MapCounters::new(m)));
         let hasher = IdBuildHasher::new();
         Ok(Self {
@@ -300,14 +339,22 @@ impl MappingCache {
             metadata: build(cfg, &counters[MapName::Metadata.index()], hasher),
             counters,
             store,
-            store_hits: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
             ttl: cfg.ttl,
         })
     }
 
+    /// The shared tier's config, when one is configured.
+    pub fn store_config(&self) -> Option<&StoreConfig> {
+        self.store.as_ref().map(|s| &s.config)
+    }
+
+    /// The queue to the shared tier's worker, when one is configured.
+    pub fn store_queue(&self) -> Option<&Arc<StoreQueue>> {
+        self.store.as_ref().map(|s| &s.queue)
+    }
+
     #[inline]
-    fn lookup<K, V>(&self, map: MapName, cache: &Map<K, V>, key: &K) -> Option<V>
+    fn lookup<K, V>(&self, map: MapName, cache: &Map<K, V>, key: &K) -> Option<(V, Tier)>
     where
         K: Codec + Copy + Hash + Eq + Send + Sync + 'static,
         V: Codec + Clone + Send + Sync + 'static,
@@ -315,52 +362,65 @@ impl MappingCache {
         let counters = &self.counters[map.index()];
         if let Some(v) = cache.get(key) {
             counters.hit();
-            return Some(v);
+            return Some((v.value, v.tier));
         }
         counters.miss();
-        let store = self.store.as_ref()?;
-        let mut k = Vec::with_capacity(32);
-        key.encode(&mut k);
-        match store.get(map, &k) {
-            Ok(Some(bytes)) => match V::decode(&bytes) {
-                Some(v) => {
-                    self.store_hits.fetch_add(1, Relaxed);
-                    cache.insert(*key, v.clone());
-                    Some(v)
-                }
-                None => {
-                    self.store_errors.fetch_add(1, Relaxed);
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(_) => {
-                self.store_errors.fetch_add(1, Relaxed);
-                None
-            }
+        if let Some(shared) = &self.store
+            && map.is_shared()
+        {
+            // Never waits: the answer lands in the local tier for the next look.
+            let mut k = Vec::with_capacity(32);
+            key.encode(&mut k);
+            shared.queue.lookup(map, k);
         }
+        None
     }
 
     fn put<K, V>(&self, map: MapName, cache: &Map<K, V>, key: K, value: V)
     where
         K: Codec + Hash + Eq + Send + Sync + 'static,
-        V: Codec + Clone + Send + Sync + 'static,
+        V: Codec + Clone + PartialEq + Send + Sync + 'static,
     {
         self.counters[map.index()].insert();
-        if let Some(store) = &self.store {
+        if let Some(shared) = &self.store
+            && map.is_shared()
+            // Known already (written or read before): nothing new for the store.
+            && cache.get(&key).is_none_or(|old| old.value != value)
+        {
             let (mut k, mut v) = (Vec::with_capacity(32), Vec::with_capacity(64));
             key.encode(&mut k);
             value.encode(&mut v);
-            if store.put(map, &k, &v, self.ttl).is_err() {
-                self.store_errors.fetch_add(1, Relaxed);
-            }
+            shared.queue.write(map, k, v);
         }
-        cache.insert(key, value);
+        cache.insert(
+            key,
+            Stored {
+                value,
+                tier: Tier::Local,
+            },
+        );
+    }
+
+    fn fill_map<K, V>(cache: &Map<K, V>, key: &[u8], value: &[u8]) -> bool
+    where
+        K: Codec + Hash + Eq + Send + Sync + 'static,
+        V: Codec + Clone + Send + Sync + 'static,
+    {
+        let (Some(k), Some(v)) = (K::decode(key), V::decode(value)) else {
+            return false;
+        };
+        // What this instance learned itself wins over the store's copy.
+        cache.entry(k).or_insert(Stored {
+            value: v,
+            tier: Tier::Store,
+        });
+        true
     }
 
     /// The original txid of a Pinpoint-born trace.
     pub fn txid(&self, trace_id: &TraceId) -> Option<TransactionId> {
         self.lookup(MapName::Txid, &self.txid, trace_id)
+            .map(|(v, _)| v)
     }
 
     /// Remembers the original txid of a Pinpoint-born trace.
@@ -374,6 +434,21 @@ impl MappingCache {
         trace_id: &TraceId,
         client_span: &SpanId,
     ) -> Option<CallerSegment> {
+        let key = SpanKey {
+            trace_id: *trace_id,
+            span_id: *client_span,
+        };
+        self.lookup(MapName::Caller, &self.caller, &key)
+            .map(|(v, _)| v)
+    }
+
+    /// [`MappingCache::caller_segment`], also saying which tier answered (for the
+    /// link-outcome metrics: resolved by the local cache or by the shared store).
+    pub fn caller_segment_tier(
+        &self,
+        trace_id: &TraceId,
+        client_span: &SpanId,
+    ) -> Option<(CallerSegment, Tier)> {
         let key = SpanKey {
             trace_id: *trace_id,
             span_id: *client_span,
@@ -402,6 +477,7 @@ impl MappingCache {
             span_id: *span,
         };
         self.lookup(MapName::Segment, &self.segment, &key)
+            .map(|(v, _)| v)
     }
 
     /// Remembers the segment OTel span `span` belongs to.
@@ -436,19 +512,32 @@ impl MappingCache {
     /// Counters, readable without a metrics recorder.
     pub fn stats(&self) -> CacheStats {
         let c = |m: MapName| &self.counters[m.index()];
+        let store = self.store.as_ref().map(|s| s.queue.stats());
         CacheStats {
             txid: c(MapName::Txid).stats(self.txid.entry_count()),
             caller: c(MapName::Caller).stats(self.caller.entry_count()),
             segment: c(MapName::Segment).stats(self.segment.entry_count()),
             metadata: c(MapName::Metadata).stats(self.metadata.entry_count()),
-            store_hits: self.store_hits.load(Relaxed),
-            store_errors: self.store_errors.load(Relaxed),
+            store_hits: store.map_or(0, |s| s.hits),
+            store_errors: store.map_or(0, |s| s.errors),
+            store,
         }
     }
 
     /// The configured time to live.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+}
+
+impl LocalTier for MappingCache {
+    fn fill(&self, map: MapName, key: &[u8], value: &[u8]) -> bool {
+        match map {
+            MapName::Txid => Self::fill_map(&self.txid, key, value),
+            MapName::Caller => Self::fill_map(&self.caller, key, value),
+            // Never queued for the store: nothing to fill.
+            MapName::Segment | MapName::Metadata => false,
+        }
     }
 }
 

@@ -247,7 +247,8 @@ impl<'a> PpEntry<'a> {
 pub struct BridgeEntry {
     /// `tx`: the original (Pinpoint-born) transaction id.
     pub txid: Option<TransactionId>,
-    /// `ps`: Pinpoint spanId of the sending segment (the callee's parentSpanId).
+    /// `ps`: Pinpoint spanId of the sending segment (the callee's parentSpanId); `-1`
+    /// says the callee is a root (written by a proxy ingress that starts a trace).
     pub parent_span_id: Option<i64>,
     /// `sp`: Pinpoint spanId the sender assigned to the callee (`Pinpoint-SpanID`).
     pub span_id: Option<i64>,
@@ -274,7 +275,9 @@ impl BridgeEntry {
         let span = |key: &'static str, v: Option<&str>| -> Result<Option<i64>, EntryError> {
             let Some(v) = v else { return Ok(None) };
             match v.parse::<i64>() {
-                Ok(-1) => Err(EntryError::NoneSpanId { key }),
+                // `ps:-1` says the callee is a root (its parentSpanId is Pinpoint's
+                // "none"); only `sp`, a span the callee gets, can never be -1.
+                Ok(-1) if key == "sp" => Err(EntryError::NoneSpanId { key }),
                 Ok(n) => Ok(Some(n)),
                 Err(_) => Err(EntryError::NotANumber {
                     entry: Self::ENTRY,
@@ -437,9 +440,10 @@ mod tests {
             ("tx:agentA^1^2;ps:-5;sp:7", Ok("tx:agentA^1^2;ps:-5;sp:7")),
             ("ps:9;tx:agentA^1^2", Ok("tx:agentA^1^2;ps:9")),
             ("sp:3;later:field", Ok("sp:3")),
+            ("ps:-1;sp:5", Ok("ps:-1;sp:5")),
             (
-                "ps:-1",
-                Err("tracestate ppb: field \"ps\" is -1, which means \"no span\" in Pinpoint"),
+                "sp:-1",
+                Err("tracestate ppb: field \"sp\" is -1, which means \"no span\" in Pinpoint"),
             ),
             (
                 "ps:x",

@@ -9,7 +9,7 @@
 //!   `ppb` entries; [`b3`]: B3 single and multi; [`pinpoint`]: `Pinpoint-*` headers;
 //! - [`mapping`]: trace id ⇄ txid, span-id `mix`/`unmix`, sampled flags;
 //! - [`translate`]: whole-context translation in both directions;
-//! - [`cache`]: the moka mapping cache, [`store`]: the seam for a shared tier,
+//! - [`cache`]: the moka mapping cache, [`store`]: its shared tier (Redis),
 //!   [`hasher`]: the cache's hasher, [`duration`]: `5m`-style durations;
 //! - [`samples`]: deterministic header sets for tests, benchmarks and load generation.
 //!
@@ -38,7 +38,7 @@ pub mod w3c;
 #[cfg(test)]
 mod roundtrip_tests;
 
-pub use cache::{CacheConfig, CacheError, CacheStats, CallerSegment, MappingCache};
+pub use cache::{CacheConfig, CacheError, CacheStats, CallerSegment, MappingCache, Tier};
 pub use headers::HeaderBuf;
 pub use mapping::{TxidOrigin, mix, unmix};
 pub use model::{HexIdError, SpanId, TraceId};

@@ -10,7 +10,8 @@
 //! room. An exporter whose queue says `on_full: drop` skips its part instead (counted)
 //! and never refuses on behalf of the others.
 //!
-//! Queue room is counted in spans with a semaphore; a queued item holds its permits until
+//! Queue room is counted in spans and in bytes (what the decoded spans hold, in KiB),
+//! with one semaphore each, taken both or neither; a queued item holds its permits until
 //! the batch it joins has been exported (or given up), so "queued" includes in-flight.
 //! The receiver never awaits an exporter: admission is `try_acquire`, never a wait.
 //!
@@ -113,7 +114,7 @@ pub struct Batch {
     span_count: usize,
     profile_count: usize,
     /// Queue room held until the batch is done with.
-    _permits: Vec<OwnedSemaphorePermit>,
+    _permits: Vec<Room>,
     /// When the oldest block of the batch was admitted.
     pub first_received: Instant,
     /// When each item (block or profile request) of the batch was admitted.
@@ -290,10 +291,22 @@ impl Payload {
 
 struct Item {
     payload: Payload,
-    permit: OwnedSemaphorePermit,
+    permit: Room,
     received: Instant,
     /// The item's record in a persistent queue.
     seq: Option<(Arc<persist::Shared>, u64)>,
+}
+
+/// Room held in one queue: spans (or samples) and KiB.
+#[derive(Debug)]
+struct Room {
+    _spans: OwnedSemaphorePermit,
+    _kib: OwnedSemaphorePermit,
+}
+
+/// Queue room in KiB for `bytes`.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }
 
 /// Why the pipeline refused a block. Both are retryable for the sender.
@@ -315,6 +328,10 @@ pub struct ExporterStats {
     pub kind: &'static str,
     pub capacity: usize,
     sem: Arc<Semaphore>,
+    /// Capacity in KiB (`queue.max_bytes`).
+    pub capacity_kib: usize,
+    kib_sem: Arc<Semaphore>,
+    bytes_gauge: Gauge,
     pub sent: AtomicU64,
     pub failed: AtomicU64,
     pub dropped: AtomicU64,
@@ -334,8 +351,43 @@ impl ExporterStats {
         self.capacity.saturating_sub(self.sem.available_permits())
     }
 
+    /// Bytes queued or in flight (as charged, in whole KiB).
+    #[must_use]
+    pub fn queued_bytes(&self) -> usize {
+        self.capacity_kib
+            .saturating_sub(self.kib_sem.available_permits())
+            * 1024
+    }
+
     fn update_gauge(&self) {
         self.queue_gauge.set(self.queued() as f64);
+        self.bytes_gauge.set(self.queued_bytes() as f64);
+    }
+
+    /// Takes room for `units` spans (or samples) and `bytes`, both or neither. More
+    /// than the whole queue is clamped to it (admitted when the queue is empty).
+    fn try_reserve(&self, units: usize, bytes: usize) -> Result<Room, TryAcquireError> {
+        let units = units.clamp(1, self.capacity) as u32;
+        let k = kib(bytes).clamp(1, self.capacity_kib) as u32;
+        let spans = Arc::clone(&self.sem).try_acquire_many_owned(units)?;
+        let kib = Arc::clone(&self.kib_sem).try_acquire_many_owned(k)?;
+        Ok(Room {
+            _spans: spans,
+            _kib: kib,
+        })
+    }
+
+    /// Like [`ExporterStats::try_reserve`], waiting for room (replay of a persistent
+    /// queue). `None` once the queue is closed.
+    async fn reserve(&self, units: usize, bytes: usize) -> Option<Room> {
+        let units = units.clamp(1, self.capacity) as u32;
+        let k = kib(bytes).clamp(1, self.capacity_kib) as u32;
+        let spans = Arc::clone(&self.sem).acquire_many_owned(units).await.ok()?;
+        let kib = Arc::clone(&self.kib_sem).acquire_many_owned(k).await.ok()?;
+        Some(Room {
+            _spans: spans,
+            _kib: kib,
+        })
     }
 
     fn record_error(&self, message: &str) {
@@ -407,11 +459,16 @@ impl Pipeline {
             let (tx, rx) = mpsc::unbounded_channel();
             let label = [("exporter", e.name.clone())];
             metrics::gauge!(m::QUEUE_CAPACITY, &label).set(e.queue.max_spans as f64);
+            let capacity_kib = kib(e.queue.max_bytes).min(u32::MAX as usize);
+            metrics::gauge!(m::QUEUE_CAPACITY_BYTES, &label).set((capacity_kib * 1024) as f64);
             let stats = Arc::new(ExporterStats {
                 name: e.name.clone(),
                 kind: e.kind.type_name(),
                 capacity: e.queue.max_spans,
                 sem: Arc::new(Semaphore::new(e.queue.max_spans)),
+                capacity_kib,
+                kib_sem: Arc::new(Semaphore::new(capacity_kib)),
+                bytes_gauge: metrics::gauge!(m::QUEUE_BYTES, &label),
                 sent: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -489,13 +546,22 @@ impl Pipeline {
         }
         let routed = self.router.route(block);
         let mut reserved = Vec::with_capacity(routed.len());
+        // Parts shared whole by several exporters are weighed once.
+        let mut weighed: Option<(SharedBlock, usize)> = None;
         for (index, part) in routed {
             let Some(q) = self.queues.get(index) else {
                 continue;
             };
+            let bytes = match &weighed {
+                Some((b, n)) if Arc::ptr_eq(b, &part) => *n,
+                _ => {
+                    let n = crate::memory::weigh::resource_spans(&part.resource_spans);
+                    weighed = Some((Arc::clone(&part), n));
+                    n
+                }
+            };
             // A block larger than the whole queue is admitted when the queue is empty.
-            let want = part.span_count.clamp(1, q.stats.capacity) as u32;
-            match Arc::clone(&q.stats.sem).try_acquire_many_owned(want) {
+            match q.stats.try_reserve(part.span_count, bytes) {
                 Ok(permit) => reserved.push((q, part, permit)),
                 Err(TryAcquireError::NoPermits) if q.on_full == OnFull::Drop => {
                     q.stats
@@ -578,9 +644,9 @@ impl Pipeline {
             return Ok((0, durable));
         }
         let mut reserved = Vec::new();
+        let bytes = crate::memory::weigh::profiles(&block.request);
         for q in self.queues.iter().filter(|q| q.profiles) {
-            let want = block.sample_count.clamp(1, q.stats.capacity) as u32;
-            match Arc::clone(&q.stats.sem).try_acquire_many_owned(want) {
+            match q.stats.try_reserve(block.sample_count, bytes) {
                 Ok(permit) => reserved.push((q, permit)),
                 Err(TryAcquireError::NoPermits) if q.on_full == OnFull::Drop => {
                     q.stats
@@ -634,6 +700,12 @@ impl Pipeline {
     #[must_use]
     pub fn stats(&self) -> Vec<Arc<ExporterStats>> {
         self.queues.iter().map(|q| Arc::clone(&q.stats)).collect()
+    }
+
+    /// Bytes held in all queues (a block shared by several exporters counts in each).
+    #[must_use]
+    pub fn queued_bytes(&self) -> usize {
+        self.queues.iter().map(|q| q.stats.queued_bytes()).sum()
     }
 
     /// How many exporters the pipeline feeds.

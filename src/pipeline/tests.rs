@@ -10,7 +10,7 @@ fn exporter(name: &str, max_spans: usize, on_full: OnFull) -> ExporterConfig {
         queue: QueueConfig {
             max_spans,
             on_full,
-            persistent: None,
+            ..QueueConfig::default()
         },
         batch: BatchConfig {
             max_spans: 1,

@@ -46,6 +46,7 @@ pub async fn run<E: Exporter>(
                     q.stats.record_error(&e.to_string());
                     tracing::warn!(exporter = %q.stats.name, error = %e, "periodic export work failed");
                 }
+                count_sent(&mut exporter, &q, 0);
                 continue;
             }
             _ = stop.changed(), if !stopping => {
@@ -82,6 +83,7 @@ pub async fn run<E: Exporter>(
         q.stats.update_gauge();
     }
     exporter.shutdown().await;
+    count_sent(&mut exporter, &q, 0);
     tracing::debug!(exporter = %q.stats.name, "exporter stopped");
 }
 
@@ -102,8 +104,7 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
         duration.record(t.elapsed().as_secs_f64());
         let error = match result {
             Ok(()) => {
-                q.stats.sent.fetch_add(spans, Ordering::Relaxed);
-                q.stats.sent_counter.increment(spans);
+                count_sent(exporter, q, spans);
                 if profiles > 0 {
                     metrics::counter!(m::EXPORTER_PROFILES_SENT, "exporter" => name.to_owned())
                         .increment(profiles);
@@ -125,15 +126,26 @@ async fn send<E: Exporter>(exporter: &mut E, batch: &Batch, q: &QueueReceiver) {
             Some(_) => "retries_exhausted",
             None => "permanent",
         };
-        tracing::error!(exporter = name, spans, profiles, error = %error, reason, "export failed; batch dropped");
-        q.stats.failed.fetch_add(spans, Ordering::Relaxed);
+        // Only what the exporter did not deliver (and now drops) counts as failed.
+        let lost = exporter.abandon(batch).unwrap_or(spans);
+        tracing::error!(exporter = name, spans, lost, profiles, error = %error, reason, "export failed; batch dropped");
+        q.stats.failed.fetch_add(lost, Ordering::Relaxed);
         metrics::counter!(m::EXPORTER_SPANS_FAILED, "exporter" => name.to_owned(), "reason" => reason)
-            .increment(spans);
+            .increment(lost);
         if profiles > 0 {
             metrics::counter!(m::EXPORTER_PROFILES_FAILED, "exporter" => name.to_owned(), "reason" => reason)
                 .increment(profiles);
         }
         return;
+    }
+}
+
+/// Counts the spans that left: what the exporter reports, else the batch's `spans`.
+fn count_sent<E: Exporter>(exporter: &mut E, q: &QueueReceiver, spans: u64) {
+    let n = exporter.take_spans_sent().unwrap_or(spans);
+    if n > 0 {
+        q.stats.sent.fetch_add(n, Ordering::Relaxed);
+        q.stats.sent_counter.increment(n);
     }
 }
 
@@ -183,7 +195,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
-                persistent: None,
+                ..QueueConfig::default()
             },
             batch: BatchConfig {
                 max_spans: batch_max,
@@ -316,7 +328,7 @@ mod tests {
             queue: QueueConfig {
                 max_spans: 1000,
                 on_full: OnFull::Refuse,
-                persistent: None,
+                ..QueueConfig::default()
             },
             batch: BatchConfig {
                 max_spans: 100,

@@ -3,8 +3,11 @@
 //! `partial_success`, admission to the pipeline and the receiver metrics. Each front
 //! end has exactly one function that turns a [`ReceiveError`] into its protocol's status.
 
+pub mod decode;
+pub mod grpc_raw;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod pinpoint;
 pub mod profiles;
 
 use std::fmt::Write as _;
@@ -19,6 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
+use crate::memory::MemoryGuard;
 use crate::pipeline::{Block, Pipeline, ProfileBlock, Refused};
 use crate::selfmetrics as m;
 
@@ -46,6 +50,12 @@ pub enum ReceiveError {
     /// Backpressure: retry later.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// Once decoded, the request would pass the per-request memory limit (not retryable).
+    #[error("{0}")]
+    DecodedTooLarge(String),
+    /// The gateway is at its soft memory limit: retry later.
+    #[error("{0}")]
+    MemoryLimit(String),
 }
 
 impl ReceiveError {
@@ -62,6 +72,8 @@ impl ReceiveError {
             Self::Refused(Refused::QueueFull { .. }) => "queue_full",
             Self::Refused(Refused::ShuttingDown) => "shutting_down",
             Self::Refused(Refused::Storage { .. }) => "storage",
+            Self::DecodedTooLarge(_) => "decoded_too_large",
+            Self::MemoryLimit(_) => "memory_limit",
         }
     }
 }
@@ -213,8 +225,10 @@ pub struct Intake {
     refused_shutdown: Counter,
     /// Spans a persistent queue could not write.
     refused_storage: Counter,
+    refused_memory: Counter,
     rejected: [Counter; 4],
     profiles: ProfileCounters,
+    memory: Arc<MemoryGuard>,
 }
 
 struct ProfileCounters {
@@ -239,6 +253,7 @@ impl Intake {
             refused_full: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "queue_full"),
             refused_shutdown: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "shutting_down"),
             refused_storage: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "storage"),
+            refused_memory: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "memory_limit"),
             rejected,
             profiles: ProfileCounters {
                 accepted: metrics::counter!(m::RECEIVER_PROFILES_ACCEPTED, "receiver" => name),
@@ -247,7 +262,16 @@ impl Intake {
                 refused_storage: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "storage"),
                 rejected: metrics::counter!(m::RECEIVER_PROFILES_REJECTED, "receiver" => name, "reason" => "invalid"),
             },
+            memory: Arc::new(MemoryGuard::default()),
         }
+    }
+
+    /// Uses `memory` (the process's limits) instead of the default per-request limit
+    /// without a soft limit.
+    #[must_use]
+    pub fn with_memory(mut self, memory: Arc<MemoryGuard>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Whether any exporter takes profiles (checked before reading a profiles request).

@@ -1,7 +1,9 @@
 //! OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`
 //! and `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export`.
 //!
-//! tonic decodes (gzip included) with the configured size limit. Two of tonic's own
+//! tonic unframes and decompresses (gzip) with the configured size limit, and hands the
+//! bytes to the intake (`grpc_raw.rs`), which estimates their decoded size before
+//! decoding them. Two of tonic's own
 //! statuses do not match the OTLP rules, so [`StatusLayer`] rewrites them on the way
 //! out: an oversize message (OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED without RetryInfo
 //! (not retryable), and an undecodable message (INTERNAL) becomes INVALID_ARGUMENT.
@@ -10,27 +12,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
-use opentelemetry_proto::tonic::collector::profiles::v1development::profiles_service_server::{
-    ProfilesService, ProfilesServiceServer,
-};
-use opentelemetry_proto::tonic::collector::profiles::v1development::{
-    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use tokio::net::TcpListener;
-use tonic::codec::CompressionEncoding;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Status};
 
+use super::grpc_raw::{Handler, Profiles, RawServer, Traces};
 use super::{Intake, ReceiveError};
 use crate::pipeline::Refused;
-use crate::selfmetrics as m;
 
 /// The one mapping from [`ReceiveError`] to a gRPC status.
 fn status_for(error: &ReceiveError) -> Status {
@@ -38,7 +26,10 @@ fn status_for(error: &ReceiveError) -> Status {
         ReceiveError::Refused(
             r @ (Refused::QueueFull { .. } | Refused::ShuttingDown | Refused::Storage { .. }),
         ) => Status::unavailable(r.to_string()),
-        ReceiveError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+        ReceiveError::TooLarge { .. } | ReceiveError::DecodedTooLarge(_) => {
+            Status::resource_exhausted(error.to_string())
+        }
+        ReceiveError::MemoryLimit(_) => Status::unavailable(error.to_string()),
         ReceiveError::Malformed(_)
         | ReceiveError::UnsupportedMediaType(_)
         | ReceiveError::Unsupported(_)
@@ -47,75 +38,35 @@ fn status_for(error: &ReceiveError) -> Status {
     }
 }
 
-struct Service {
-    intake: Arc<Intake>,
+/// Counts a refused request and maps it to its status.
+fn refuse(intake: &Intake, error: &ReceiveError) -> Status {
+    intake.count_failed(error);
+    status_for(error)
 }
 
-#[tonic::async_trait]
-impl TraceService for Service {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let started = Instant::now();
-        let result = self.intake.accept(request.into_inner()).await;
-        metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
-            .record(started.elapsed().as_secs_f64());
-        result.map(Response::new).map_err(|e| {
-            self.intake.count_failed(&e);
-            status_for(&e)
-        })
-    }
-}
-
-#[tonic::async_trait]
-impl ProfilesService for Service {
-    async fn export(
-        &self,
-        request: Request<ExportProfilesServiceRequest>,
-    ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
-        let started = Instant::now();
-        let result = self.intake.accept_profiles(request.into_inner()).await;
-        metrics::histogram!(m::RECEIVER_REQUEST_DURATION, "receiver" => self.intake.name())
-            .record(started.elapsed().as_secs_f64());
-        result.map(Response::new).map_err(|e| {
-            self.intake.count_failed(&e);
-            status_for(&e)
-        })
-    }
-}
-
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes, then finishes in-flight calls.
+/// Serves OTLP/gRPC on `listener` with `options` (limits, TLS, auth) until `shutdown`
+/// completes, then finishes in-flight calls.
 ///
 /// # Errors
-/// A transport error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     intake: Arc<Intake>,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let service = TraceServiceServer::new(Service {
+) -> std::io::Result<()> {
+    // The request bytes go to the intake undecoded, so their decoded size is
+    // estimated (and refused when too large) before decoding.
+    let handler = Arc::new(Handler {
         intake: Arc::clone(&intake),
-    })
-    .max_decoding_message_size(max_request_bytes)
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip);
-    let profiles = ProfilesServiceServer::new(Service {
-        intake: Arc::clone(&intake),
-    })
-    .max_decoding_message_size(max_request_bytes)
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip);
-    tonic::transport::Server::builder()
-        .layer(StatusLayer { intake })
-        .add_service(service)
-        .add_service(profiles)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
+        on_error: refuse,
+    });
+    let service = RawServer::<Traces>::new(Arc::clone(&handler), max_request_bytes);
+    let profiles = RawServer::<Profiles>::new(handler, max_request_bytes);
+    let routes = tonic::service::Routes::new(service).add_service(profiles);
+    let service = tower::Layer::layer(&StatusLayer { intake }, routes);
+    crate::listener::serve(listener, options, service, shutdown).await
 }
 
 /// Rewrites tonic's decode-time statuses to the OTLP ones and counts them.

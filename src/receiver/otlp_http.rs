@@ -18,11 +18,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tokio::net::TcpListener;
 
+use super::decode::Wire;
 use super::{Intake, ReceiveError};
 use crate::pipeline::Refused;
 use crate::selfmetrics as m;
@@ -48,6 +47,13 @@ enum Format {
 }
 
 impl Format {
+    fn wire(self) -> Wire {
+        match self {
+            Self::Protobuf => Wire::Protobuf,
+            Self::Json => Wire::Json,
+        }
+    }
+
     fn content_type(self) -> &'static str {
         match self {
             Self::Protobuf => PROTOBUF,
@@ -73,19 +79,25 @@ pub fn router(intake: Arc<Intake>, max_request_bytes: usize) -> Router {
         }))
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown` completes.
+/// Serves OTLP/HTTP on `listener` with `options` (limits, TLS, auth) until `shutdown`
+/// completes.
 ///
 /// # Errors
-/// An I/O error from the server.
+/// A fatal listener error.
 pub async fn serve(
     listener: TcpListener,
+    options: crate::listener::Options,
     intake: Arc<Intake>,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(intake, max_request_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listener::serve(
+        listener,
+        options,
+        router(intake, max_request_bytes),
+        shutdown,
+    )
+    .await
 }
 
 async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -96,10 +108,7 @@ async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Err(e) => return fail(&state.intake, &e, Format::Protobuf),
     };
     let result = match read_body(body, &headers, state.max_request_bytes).await {
-        Ok(bytes) => match decode(&bytes, format) {
-            Ok(req) => state.intake.accept(req).await,
-            Err(e) => Err(e),
-        },
+        Ok(bytes) => state.intake.receive(&bytes, format.wire()).await,
         Err(e) => Err(e),
     };
     let response = match result {
@@ -137,10 +146,7 @@ async fn export_profiles(
         Err(ReceiveError::NoProfileExporter)
     } else {
         match read_body(body, &headers, state.max_request_bytes).await {
-            Ok(bytes) => match ExportProfilesServiceRequest::decode(&bytes[..]) {
-                Ok(req) => state.intake.accept_profiles(req).await,
-                Err(e) => Err(ReceiveError::Malformed(format!("invalid protobuf: {e}"))),
-            },
+            Ok(bytes) => state.intake.receive_profiles(&bytes).await,
             Err(e) => Err(e),
         }
     };
@@ -171,15 +177,14 @@ fn content_format(headers: &HeaderMap) -> Result<Format, ReceiveError> {
     }
 }
 
+/// How much of an oversize body is read (and thrown away) before the 413, so the client
+/// is not cut off mid-send and can read the answer; beyond it the connection is closed.
+const DRAIN_MAX_BYTES: usize = 64 << 20;
+/// How long draining an oversize body may take.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ReceiveError> {
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // `to_bytes` fails for the length limit or for a broken connection.
-        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-            ReceiveError::TooLarge { limit }
-        } else {
-            ReceiveError::Malformed(format!("cannot read body: {e}"))
-        }
-    })?;
+    let raw = read_limited(body, headers, limit).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -188,34 +193,104 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         .to_ascii_lowercase();
     match encoding.as_str() {
         "" | "identity" => Ok(raw),
-        "gzip" => inflate(flate2::read::GzDecoder::new(&raw[..]), limit, "gzip"),
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]), limit, "deflate"),
+        "gzip" => inflate(Codec::Gzip, &raw, limit),
+        "deflate" => inflate(Codec::Deflate, &raw, limit),
         other => Err(ReceiveError::BadEncoding(format!(
             "unsupported Content-Encoding `{other}` (use gzip, deflate or identity)"
         ))),
     }
 }
 
-/// Decompresses at most `limit` bytes; more is [`ReceiveError::TooLarge`].
-fn inflate(reader: impl Read, limit: usize, name: &str) -> Result<Bytes, ReceiveError> {
+/// Reads at most `limit` bytes of body. A larger body (by its Content-Length, or as
+/// it arrives) is [`ReceiveError::TooLarge`], after reading and discarding up to
+/// [`DRAIN_MAX_BYTES`] more so the client gets to read the 413 (which closes the
+/// connection). A client that waits for `100 Continue` is answered without reading.
+async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ReceiveError> {
+    use http_body_util::BodyExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut body = body;
+    if declared.is_some_and(|n| n > limit as u64) {
+        if !expects_continue {
+            drain(body).await;
+        }
+        return Err(ReceiveError::TooLarge { limit });
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReceiveError::Malformed(format!("cannot read body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body).await;
+                return Err(ReceiveError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards what is left of `body`, up to [`DRAIN_MAX_BYTES`] and
+/// [`DRAIN_TIMEOUT`].
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async move {
+        let mut seen = 0usize;
+        while seen <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
+#[derive(Clone, Copy)]
+enum Codec {
+    Gzip,
+    Deflate,
+}
+
+/// Decompresses at most `limit` bytes; more is [`ReceiveError::TooLarge`]. Every gzip
+/// member is read (RFC 1952 allows several); anything after the last member, or after
+/// a deflate stream, is an error.
+fn inflate(codec: Codec, raw: &[u8], limit: usize) -> Result<Bytes, ReceiveError> {
     let mut out = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ReceiveError::BadEncoding(format!("invalid {name} data: {e}")))?;
+    let (name, result, rest) = match codec {
+        Codec::Gzip => {
+            let mut d = flate2::bufread::MultiGzDecoder::new(raw);
+            let r = (&mut d).take(limit as u64 + 1).read_to_end(&mut out);
+            ("gzip", r, d.into_inner().len())
+        }
+        Codec::Deflate => {
+            let mut d = flate2::bufread::ZlibDecoder::new(raw);
+            let r = (&mut d).take(limit as u64 + 1).read_to_end(&mut out);
+            ("deflate", r, d.into_inner().len())
+        }
+    };
+    result.map_err(|e| {
+        ReceiveError::BadEncoding(format!(
+            "invalid {name} data: {e} (the body must be complete {name} data with nothing after it)"
+        ))
+    })?;
     if out.len() > limit {
         return Err(ReceiveError::TooLarge { limit });
     }
-    Ok(Bytes::from(out))
-}
-
-fn decode(bytes: &[u8], format: Format) -> Result<ExportTraceServiceRequest, ReceiveError> {
-    match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(bytes)
-            .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}"))),
-        Format::Json => serde_json::from_slice(bytes)
-            .map_err(|e| ReceiveError::Malformed(format!("invalid OTLP/JSON: {e}"))),
+    if rest > 0 {
+        return Err(ReceiveError::BadEncoding(format!(
+            "invalid {name} data: {rest} byte(s) after the end of the compressed data"
+        )));
     }
+    Ok(Bytes::from(out))
 }
 
 /// The one mapping from [`ReceiveError`] to an HTTP response.
@@ -225,7 +300,10 @@ fn fail(intake: &Intake, error: &ReceiveError, format: Format) -> Response {
         ReceiveError::Malformed(_) | ReceiveError::BadEncoding(_) => {
             (StatusCode::BAD_REQUEST, 3, false)
         }
-        ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8, false),
+        ReceiveError::TooLarge { .. } | ReceiveError::DecodedTooLarge(_) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, 8, false)
+        }
+        ReceiveError::MemoryLimit(_) => (StatusCode::SERVICE_UNAVAILABLE, 14, true),
         ReceiveError::UnsupportedMediaType(_) | ReceiveError::Unsupported(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, false)
         }
@@ -257,6 +335,12 @@ fn fail(intake: &Intake, error: &ReceiveError, format: Format) -> Response {
             HeaderValue::from_static(RETRY_AFTER_SECONDS),
         );
     }
+    if matches!(error, ReceiveError::TooLarge { .. }) {
+        // The rest of an oversize body was not read: this connection cannot be reused.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -283,25 +367,54 @@ mod tests {
         check("text/plain", false);
     }
 
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(data).expect("write");
+        enc.finish().expect("finish")
+    }
+
     #[test]
     fn inflate_enforces_the_limit_after_decompression() {
-        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-        enc.write_all(&vec![b'a'; 10_000]).expect("write");
-        let gz = enc.finish().expect("finish");
+        let gz = gzip(&vec![b'a'; 10_000]);
         assert!(gz.len() < 1000);
         assert_eq!(
-            inflate(flate2::read::GzDecoder::new(&gz[..]), 10_000, "gzip")
-                .map(|b| b.len())
-                .ok(),
+            inflate(Codec::Gzip, &gz, 10_000).map(|b| b.len()).ok(),
             Some(10_000)
         );
         assert!(matches!(
-            inflate(flate2::read::GzDecoder::new(&gz[..]), 9_999, "gzip"),
+            inflate(Codec::Gzip, &gz, 9_999),
             Err(ReceiveError::TooLarge { .. })
         ));
         assert!(matches!(
-            inflate(flate2::read::GzDecoder::new(&b"not gzip"[..]), 100, "gzip"),
+            inflate(Codec::Gzip, b"not gzip", 100),
             Err(ReceiveError::BadEncoding(_))
         ));
+    }
+
+    #[test]
+    fn every_gzip_member_is_read_and_trailing_garbage_is_refused() {
+        let mut two = gzip(b"first,");
+        two.extend(gzip(b"second"));
+        assert_eq!(
+            inflate(Codec::Gzip, &two, 1000).ok().as_deref(),
+            Some(&b"first,second"[..])
+        );
+        let mut garbage = gzip(b"data");
+        garbage.extend_from_slice(b"garbage!");
+        let e = inflate(Codec::Gzip, &garbage, 1000).expect_err("trailing garbage");
+        assert!(
+            matches!(e, ReceiveError::BadEncoding(_)) && e.to_string().contains("gzip"),
+            "{e}"
+        );
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+        z.write_all(b"data").expect("write");
+        let mut z = z.finish().expect("finish");
+        assert_eq!(
+            inflate(Codec::Deflate, &z, 100).ok().as_deref(),
+            Some(&b"data"[..])
+        );
+        z.push(0);
+        let e = inflate(Codec::Deflate, &z, 100).expect_err("trailing byte");
+        assert!(e.to_string().contains("1 byte(s) after the end"), "{e}");
     }
 }

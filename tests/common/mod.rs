@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod whole;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -80,14 +80,7 @@ impl FileExporter {
         };
         let assembler = if cfg.format == FileFormat::PinpointJson {
             let marker = AgentId::new("otel").map_err(|e| e.to_string())?;
-            let config = assemble::Config {
-                hold: Duration::from_secs(3),
-                max_pending_spans: 100_000,
-                late_window: Duration::from_secs(30),
-                max_late_spans: 100_000,
-                marker,
-                convert: super::pinpoint::convert::Options::default(),
-            };
+            let config = assemble::Config::with_defaults(marker);
             Some(Assembler::new(config, ids))
         } else {
             None

@@ -72,6 +72,15 @@ pub struct SendReport {
     pub rejected: i64,
 }
 
+/// A send that failed part-way.
+#[derive(Debug)]
+pub struct SendFailure {
+    pub error: ExportError,
+    /// Per message given to [`Client::send`]: whether the collector took it before the
+    /// failure (it must then be neither resent nor counted as failed).
+    pub delivered: Vec<bool>,
+}
+
 struct AgentState {
     identity: Arc<AgentIdentity>,
     start_time: i64,
@@ -200,42 +209,65 @@ impl Client {
     /// messages of each agent with that agent's headers.
     ///
     /// # Errors
-    /// The first failure, classified for retry. Nothing is half-registered: an agent or
-    /// string is only remembered once the collector accepted it.
-    pub async fn send(&mut self, outputs: &[Output]) -> Result<SendReport, ExportError> {
-        let mut by_agent: HashMap<(String, String), Vec<&Output>> = HashMap::new();
-        for o in outputs {
+    /// The first failure, classified for retry, with which messages the collector had
+    /// taken before it (those of the agents already sent). Nothing is half-registered:
+    /// an agent or string is only remembered once the collector accepted it.
+    pub async fn send(&mut self, outputs: &[Output]) -> Result<SendReport, SendFailure> {
+        let mut by_agent: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, o) in outputs.iter().enumerate() {
             by_agent
                 .entry((o.agent.application_name.clone(), o.agent.agent_id.clone()))
                 .or_default()
-                .push(o);
+                .push(i);
         }
         let mut report = SendReport::default();
-        for (key, outs) in by_agent {
-            self.ensure_agent(&key, &outs[0].agent).await?;
-            let Some(state) = self.agents.get_mut(&key) else {
-                continue;
-            };
-            let headers = state.headers.clone();
-            for (id, class) in outs.iter().flat_map(|o| &o.exceptions) {
-                if state.strings.contains(id) {
-                    continue;
+        let mut delivered = vec![false; outputs.len()];
+        for (key, indices) in by_agent {
+            let outs: Vec<&Output> = indices.iter().filter_map(|i| outputs.get(*i)).collect();
+            match self.send_agent(&key, &outs).await {
+                Ok(rejected) => {
+                    report.messages += outs.len();
+                    report.rejected += rejected;
+                    for i in indices {
+                        delivered[i] = true;
+                    }
                 }
-                let msg = PStringMetaData {
-                    string_id: *id,
-                    string_value: class.clone(),
-                };
-                self.metadata
-                    .request_string_meta_data(request(msg, &headers, self.cfg.timeout))
-                    .await
-                    .map_err(|s| classify(&s))?;
-                state.strings.insert(*id);
+                Err(error) => return Err(SendFailure { error, delivered }),
             }
-            let messages: Vec<PSpanMessage> = outs.iter().map(|o| o.message.clone()).collect();
-            report.messages += messages.len();
-            report.rejected += self.send_spans(messages, &headers).await?;
         }
         Ok(report)
+    }
+
+    /// Registers what one agent's messages need, then sends them.
+    async fn send_agent(
+        &mut self,
+        key: &(String, String),
+        outs: &[&Output],
+    ) -> Result<i64, ExportError> {
+        let Some(first) = outs.first() else {
+            return Ok(0);
+        };
+        self.ensure_agent(key, &first.agent).await?;
+        let Some(state) = self.agents.get_mut(key) else {
+            return Ok(0);
+        };
+        let headers = state.headers.clone();
+        for (id, class) in outs.iter().flat_map(|o| &o.exceptions) {
+            if state.strings.contains(id) {
+                continue;
+            }
+            let msg = PStringMetaData {
+                string_id: *id,
+                string_value: class.clone(),
+            };
+            self.metadata
+                .request_string_meta_data(request(msg, &headers, self.cfg.timeout))
+                .await
+                .map_err(|s| classify(&s))?;
+            state.strings.insert(*id);
+        }
+        let messages: Vec<PSpanMessage> = outs.iter().map(|o| o.message.clone()).collect();
+        self.send_spans(messages, &headers).await
     }
 
     async fn send_spans(

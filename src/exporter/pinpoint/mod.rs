@@ -2,7 +2,7 @@
 //! span chunks, sent to a Pinpoint collector over its gRPC agent protocol.
 //!
 //! `agent.rs` (who the virtual agent is) and `semconv.rs` + `convert.rs` (what a span
-//! looks like) are pure; `assemble.rs` holds spans until their segments are ready;
+//! looks like) are pure; `assemble/` holds spans until their segments are ready;
 //! `client.rs` is the transport.
 
 pub mod agent;
@@ -21,7 +21,7 @@ use metrics::{Counter, Gauge};
 use serde::Deserialize;
 
 use super::{ExportError, Exporter};
-use crate::config::de_duration;
+use crate::config::{de_bytes, de_duration};
 use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
 use crate::pipeline::persist::Hold;
@@ -54,12 +54,16 @@ pub struct PinpointConfig {
     /// agentId of OTel-born transaction ids. Default `otel`.
     #[serde(default = "d_marker")]
     pub marker: String,
-    /// How long a segment waits for its caller's segment. Default 3s.
+    /// How long a waiting segment (or spans waiting for their local parent) waits,
+    /// from its own arrival. Default 10s: covers the OTel SDKs' 5 s export delay.
     #[serde(default = "d_hold", deserialize_with = "de_duration")]
     pub hold: Duration,
     /// Spans held for parent resolution at most. Default 100000.
     #[serde(default = "d_max_pending")]
     pub max_pending_spans: usize,
+    /// Bytes held for parent resolution at most (approximate). Default 256MiB.
+    #[serde(default = "d_max_pending_bytes", deserialize_with = "de_bytes")]
+    pub max_pending_bytes: usize,
     /// How long a sent segment takes late spans as chunks. Default 30s.
     #[serde(default = "d_late", deserialize_with = "de_duration")]
     pub late_window: Duration,
@@ -103,10 +107,13 @@ fn d_marker() -> String {
     "otel".to_owned()
 }
 fn d_hold() -> Duration {
-    Duration::from_secs(3)
+    assemble::DEFAULT_HOLD
 }
 fn d_max_pending() -> usize {
-    100_000
+    assemble::DEFAULT_MAX_PENDING_SPANS
+}
+fn d_max_pending_bytes() -> usize {
+    assemble::DEFAULT_MAX_PENDING_BYTES
 }
 fn d_late() -> Duration {
     Duration::from_secs(30)
@@ -144,6 +151,12 @@ impl PinpointConfig {
         if self.hold.is_zero() {
             p.push(("hold", "must be greater than 0".to_owned()));
         }
+        if self.max_pending_spans == 0 {
+            p.push(("max_pending_spans", "must be greater than 0".to_owned()));
+        }
+        if self.max_pending_bytes == 0 {
+            p.push(("max_pending_bytes", "must be greater than 0".to_owned()));
+        }
         if self.ping_interval < Duration::from_secs(20) {
             p.push((
                 "ping_interval",
@@ -162,8 +175,13 @@ pub struct PinpointExporter {
     outbox: Vec<Output>,
     last_batch: Option<u64>,
     pending_gauge: Gauge,
+    pending_bytes_gauge: Gauge,
     agents_gauge: Gauge,
     unresolved: Counter,
+    links: [Counter; 5],
+    early: Counter,
+    /// Spans in messages the collector took, not yet reported to the worker.
+    spans_sent: u64,
     rejected: Counter,
     outbox_dropped: Counter,
     segments: Counter,
@@ -191,6 +209,7 @@ impl PinpointExporter {
             assemble::Config {
                 hold: cfg.hold,
                 max_pending_spans: cfg.max_pending_spans,
+                max_pending_bytes: cfg.max_pending_bytes,
                 late_window: cfg.late_window,
                 max_late_spans: cfg.max_late_spans,
                 marker,
@@ -221,8 +240,14 @@ impl PinpointExporter {
             outbox: Vec::new(),
             last_batch: None,
             pending_gauge: metrics::gauge!(m::PINPOINT_PENDING_SPANS, &l()),
+            pending_bytes_gauge: metrics::gauge!(m::PINPOINT_PENDING_BYTES, &l()),
             agents_gauge: metrics::gauge!(m::PINPOINT_AGENTS, &l()),
             unresolved: metrics::counter!(m::PINPOINT_UNRESOLVED_PARENTS, &l()),
+            links: assemble::LinkOutcome::ALL.map(|o| {
+                metrics::counter!(m::PINPOINT_PARENT_LINKS, "exporter" => name.to_owned(), "outcome" => o.label())
+            }),
+            early: metrics::counter!(m::PINPOINT_EARLY_TRACES, &l()),
+            spans_sent: 0,
             rejected: metrics::counter!(m::PINPOINT_REJECTED_SPANS, &l()),
             outbox_dropped: metrics::counter!(m::PINPOINT_MESSAGES_DROPPED, &l()),
             segments: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "span"),
@@ -266,19 +291,46 @@ impl PinpointExporter {
             );
         }
         let c = self.assembler.counts;
+        let (now, before) = (c.links, self.last_counts.links);
+        for (i, counter) in self.links.iter().enumerate() {
+            counter.increment(now.0[i] - before.0[i]);
+        }
+        let remote = assemble::LinkOutcome::UnresolvedRemote;
         self.unresolved
-            .increment(c.unresolved_parents - self.last_counts.unresolved_parents);
+            .increment(now.get(remote) - before.get(remote));
+        self.early
+            .increment(c.early_by_capacity - self.last_counts.early_by_capacity);
         self.segments.increment(c.spans - self.last_counts.spans);
         self.chunks.increment(c.chunks - self.last_counts.chunks);
         self.last_counts = c;
         self.pending_gauge.set(self.assembler.pending() as f64);
+        self.pending_bytes_gauge
+            .set(self.assembler.pending_bytes() as f64);
     }
 
     async fn send_outbox(&mut self) -> Result<(), ExportError> {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let report = self.client.send(&self.outbox).await?;
+        let report = match self.client.send(&self.outbox).await {
+            Ok(report) => report,
+            Err(failure) => {
+                // What the collector took is neither resent nor counted as failed, and it
+                // counts as sent.
+                let mut delivered = failure.delivered.into_iter();
+                let mut sent = 0u64;
+                self.outbox.retain(|o| {
+                    let took = delivered.next().unwrap_or(false);
+                    if took {
+                        sent += o.spans as u64;
+                    }
+                    !took
+                });
+                self.spans_sent += sent;
+                return Err(failure.error);
+            }
+        };
+        self.spans_sent += self.outbox.iter().map(|o| o.spans as u64).sum::<u64>();
         self.outbox.clear();
         if report.rejected > 0 {
             self.rejected.increment(report.rejected as u64);
@@ -313,8 +365,24 @@ impl Exporter for PinpointExporter {
         Ok(())
     }
 
+    fn take_spans_sent(&mut self) -> Option<u64> {
+        Some(std::mem::take(&mut self.spans_sent))
+    }
+
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(100))
+    }
+
+    /// The worker gave up on a batch: the messages still waiting in the outbox are
+    /// dropped (not sent later, after they were counted as failed), and their OTel
+    /// spans are what failed.
+    fn abandon(&mut self, _batch: &Batch) -> Option<u64> {
+        let lost = self.outbox.iter().map(|o| o.spans as u64).sum();
+        if !self.outbox.is_empty() {
+            self.outbox_dropped.increment(self.outbox.len() as u64);
+            self.outbox.clear();
+        }
+        Some(lost)
     }
 
     async fn tick(&mut self) -> Result<(), ExportError> {

@@ -575,8 +575,8 @@ mod tests {
             "exporters.p.endpoint: `ftp://x`: use an http:// or https:// URL",
             "exporters.p.interval: must be at least 1s",
             "exporters.p.auth.bearer: must be a non-empty token",
-            "exporters.q: unknown field `colour`",
-            "exporters.r: missing field `endpoint`",
+            "exporters.q.colour: unknown field `colour`",
+            "exporters.r.endpoint: missing (required)",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }

@@ -8,10 +8,15 @@ use std::sync::atomic::AtomicU64;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 use super::*;
-use crate::ids::store::StoreError;
+use crate::ids::store::{Op, RedisConfig, Reply, StoreConfig, StoreError, worker};
 
 fn cache(max_entries: u64, ttl: Duration) -> MappingCache {
-    MappingCache::new(&CacheConfig { max_entries, ttl }).expect("valid config")
+    MappingCache::new(&CacheConfig {
+        max_entries,
+        ttl,
+        store: None,
+    })
+    .expect("valid config")
 }
 
 fn trace(n: u128) -> TraceId {
@@ -41,7 +46,8 @@ fn config_defaults_parsing_and_validation() {
         CacheConfig::default(),
         CacheConfig {
             max_entries: 100_000,
-            ttl: Duration::from_secs(300)
+            ttl: Duration::from_secs(300),
+            store: None,
         }
     );
     let cfg: CacheConfig =
@@ -79,7 +85,12 @@ fn config_defaults_parsing_and_validation() {
         ),
     ];
     for (max_entries, ttl, msg) in cases {
-        let err = MappingCache::new(&CacheConfig { max_entries, ttl }).expect_err(msg);
+        let err = MappingCache::new(&CacheConfig {
+            max_entries,
+            ttl,
+            store: None,
+        })
+        .expect_err(msg);
         assert_eq!(err.to_string(), msg);
     }
 }
@@ -236,66 +247,131 @@ fn metrics_use_selfmetrics_names_and_map_label() {
 
 type StoredEntries = HashMap<(MapName, Vec<u8>), Vec<u8>>;
 
-/// An in-memory shared store that can be made to fail.
+/// An in-memory shared store that counts round trips and can be made to fail.
 #[derive(Default)]
 struct FakeStore {
     data: Mutex<StoredEntries>,
     failing: std::sync::atomic::AtomicBool,
+    round_trips: AtomicU64,
 }
 
-impl BackingStore for FakeStore {
-    fn get(&self, map: MapName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+impl crate::ids::store::BackingStore for Arc<FakeStore> {
+    async fn round_trip(&self, ops: &[Op]) -> Result<Vec<Reply>, StoreError> {
+        self.round_trips.fetch_add(1, Relaxed);
         if self.failing.load(Relaxed) {
-            return Err(StoreError::Backend {
-                map,
-                message: "connection refused".to_owned(),
-            });
+            return Err(StoreError::Connection("connection refused".to_owned()));
         }
-        Ok(self
-            .data
-            .lock()
-            .expect("not poisoned")
-            .get(&(map, key.to_vec()))
-            .cloned())
+        let mut data = self.data.lock().expect("not poisoned");
+        Ok(ops
+            .iter()
+            .map(|op| match op {
+                Op::Get { map, key } => data
+                    .get(&(*map, key.to_vec()))
+                    .map_or(Reply::NotFound, |v| Reply::Found(v.clone())),
+                Op::Set {
+                    map, key, value, ..
+                } => {
+                    data.insert((*map, key.to_vec()), value.to_vec());
+                    Reply::Stored
+                }
+            })
+            .collect())
     }
 
-    fn put(
-        &self,
-        map: MapName,
-        key: &[u8],
-        value: &[u8],
-        _ttl: Duration,
-    ) -> Result<(), StoreError> {
-        if self.failing.load(Relaxed) {
-            return Err(StoreError::Backend {
-                map,
-                message: "connection refused".to_owned(),
-            });
-        }
-        self.data
-            .lock()
-            .expect("not poisoned")
-            .insert((map, key.to_vec()), value.to_vec());
-        Ok(())
+    fn describe(&self) -> String {
+        "fake".to_owned()
     }
 }
 
-#[test]
-fn shared_store_reads_and_writes_through() {
+fn shared_cache(store: &Arc<FakeStore>) -> (Arc<MappingCache>, tokio::sync::oneshot::Sender<()>) {
+    let cfg = CacheConfig {
+        store: Some(StoreConfig::Redis(RedisConfig {
+            url: "redis://unused".to_owned(),
+            flush_interval: Duration::from_millis(2),
+            lookup_interval: Duration::from_millis(20),
+            ..RedisConfig::default()
+        })),
+        ..CacheConfig::default()
+    };
+    let cache = Arc::new(MappingCache::new(&cfg).expect("valid"));
+    let queue = Arc::clone(cache.store_queue().expect("store configured"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    worker::spawn(
+        Arc::clone(store),
+        queue,
+        Arc::clone(&cache) as Arc<dyn LocalTier>,
+        worker::WorkerConfig {
+            timeout: Duration::from_millis(200),
+            flush_interval: Duration::from_millis(2),
+            max_in_flight: 2,
+            max_batch: 100,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    );
+    (cache, tx)
+}
+
+/// Polls `f` until it returns `Some` (the store answers asynchronously).
+async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..1000 {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn shared_store_fills_the_local_tier_without_waiting() {
     let store = Arc::new(FakeStore::default());
-    let cfg = CacheConfig::default();
-    let a = MappingCache::with_store(&cfg, store.clone()).expect("valid");
-    let b = MappingCache::with_store(&cfg, store.clone()).expect("valid");
+    let (a, _stop_a) = shared_cache(&store);
+    let (b, _stop_b) = shared_cache(&store);
     let (t, client) = (trace(7), SpanId::from_u64(70));
     a.insert_txid(t, txid(7));
     a.insert_caller_segment(t, client, segment(-70));
+    // Segments and metadata never leave the instance.
+    a.insert_segment(
+        t,
+        client,
+        SegmentRef {
+            entry_span_id: client,
+            pinpoint_span_id: 1,
+        },
+    );
 
-    // Instance b learns what instance a stored, then serves it locally.
-    assert_eq!(b.txid(&t), Some(txid(7)));
-    assert_eq!(b.caller_segment(&t, &client), Some(segment(-70)));
-    assert_eq!(b.txid(&t), Some(txid(7)));
+    // Instance b does not wait: the first look misses and asks; a later look finds it,
+    // marked as coming from the store.
+    assert_eq!(b.caller_segment(&t, &client), None);
+    let found = eventually(|| b.caller_segment_tier(&t, &client)).await;
+    assert_eq!(found, Some((segment(-70), Tier::Store)));
+    assert_eq!(eventually(|| b.txid(&t)).await, Some(txid(7)));
+    assert_eq!(
+        a.caller_segment_tier(&t, &client),
+        Some((segment(-70), Tier::Local))
+    );
+    let keys: Vec<MapName> = store
+        .data
+        .lock()
+        .expect("not poisoned")
+        .keys()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(!keys.contains(&MapName::Segment));
     let s = b.stats();
-    assert_eq!((s.txid.misses, s.txid.hits, s.store_hits), (1, 1, 2));
+    assert_eq!(s.store_hits, 2);
+    assert!(s.store.is_some_and(|st| st.up && st.misses == 0));
+
+    // Writing what is known already (learned or read) sends nothing again.
+    let writes = a.stats().store.map(|s| s.writes);
+    a.insert_caller_segment(t, client, segment(-70));
+    b.insert_caller_segment(t, client, segment(-70));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(a.stats().store.map(|s| s.writes), writes);
+    assert_eq!(b.stats().store.map(|s| s.writes), Some(0));
 
     // A damaged stored value is an error counted as a miss, never a wrong answer.
     let mut key = Vec::new();
@@ -306,12 +382,58 @@ fn shared_store_reads_and_writes_through() {
         .expect("not poisoned")
         .insert((MapName::Txid, key), vec![1, 0, 3, b'x']);
     assert_eq!(b.txid(&trace(8)), None);
-    assert_eq!(b.stats().store_errors, 1);
+    assert!(
+        eventually(|| (b.stats().store_errors == 1).then_some(()))
+            .await
+            .is_some()
+    );
+    assert_eq!(b.txid(&trace(8)), None);
 
-    // A failing store degrades to the local tier.
+    // A failing store degrades to the local tier, and its failures are counted.
     store.failing.store(true, Relaxed);
     b.insert_txid(trace(9), txid(9));
     assert_eq!(b.txid(&trace(9)), Some(txid(9)));
     assert_eq!(b.txid(&trace(10)), None);
-    assert_eq!(b.stats().store_errors, 3);
+    assert!(
+        eventually(|| (b.stats().store_errors >= 2).then_some(()))
+            .await
+            .is_some()
+    );
+    assert!(b.stats().store.is_some_and(|s| !s.up));
+    // Back up: the write made while it was down reaches it.
+    store.failing.store(false, Relaxed);
+    let mut key = Vec::new();
+    trace(9).encode(&mut key);
+    let landed = eventually(|| {
+        store
+            .data
+            .lock()
+            .expect("not poisoned")
+            .get(&(MapName::Txid, key.clone()))
+            .cloned()
+    })
+    .await;
+    assert!(landed.is_some(), "write queued again after the failure");
+}
+
+#[tokio::test]
+async fn many_lookups_and_writes_share_few_round_trips() {
+    let store = Arc::new(FakeStore::default());
+    let (a, _stop) = shared_cache(&store);
+    for i in 0..1000u64 {
+        a.insert_caller_segment(trace(1), SpanId::from_u64(i + 1), segment(i as i64));
+        a.caller_segment(&trace(2), &SpanId::from_u64(i + 1));
+        a.caller_segment(&trace(2), &SpanId::from_u64(i + 1));
+    }
+    let done = eventually(|| {
+        let s = a.stats().store?;
+        (s.writes == 1000 && s.misses >= 1000).then_some(s)
+    })
+    .await
+    .expect("all sent");
+    let trips = store.round_trips.load(Relaxed);
+    assert!(
+        trips <= 40,
+        "{trips} round trips for 2000 commands: {done:?}"
+    );
 }

@@ -215,6 +215,8 @@ pub struct Translator {
     caller_span_id: Option<i64>,
     target_host: Option<String>,
     cache: Option<Arc<MappingCache>>,
+    /// False for a translator that only reads the cache ([`Translator::with_cache_read_only`]).
+    cache_writes: bool,
 }
 
 /// The W3C-side context after precedence rules.
@@ -251,6 +253,7 @@ impl Translator {
             caller_span_id: opts.caller_span_id,
             target_host: opts.target_host.clone(),
             cache: None,
+            cache_writes: false,
         })
     }
 
@@ -258,6 +261,15 @@ impl Translator {
     /// trace id → txid mapping of Pinpoint-born traces it translates.
     pub fn with_cache(mut self, cache: Arc<MappingCache>) -> Self {
         self.cache = Some(cache);
+        self.cache_writes = true;
+        self
+    }
+
+    /// Uses `cache` to find original txids and caller segments, but never writes to it
+    /// (the admin endpoint's translations must not churn the exporters' cache).
+    pub fn with_cache_read_only(mut self, cache: Arc<MappingCache>) -> Self {
+        self.cache = Some(cache);
+        self.cache_writes = false;
         self
     }
 
@@ -362,7 +374,11 @@ impl Translator {
             }
         }
         let pinpoint_born = origin == TxidOrigin::Pinpoint;
-        if let Some(cache) = self.cache.as_ref().filter(|_| pinpoint_born) {
+        if let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| pinpoint_born && self.cache_writes)
+        {
             cache.insert_txid(trace_id, ctx.txid);
         }
         Ok(Outcome {

@@ -644,3 +644,47 @@ fn tracestate_is_read_only_with_a_valid_traceparent() {
         Some("upstream".to_owned())
     );
 }
+
+#[test]
+fn a_read_only_translator_reads_the_cache_but_never_writes_it() {
+    let cache = Arc::new(MappingCache::new(&CacheConfig::default()).expect("valid config"));
+    let translator = Translator::new(&TranslateOptions::default())
+        .expect("valid")
+        .with_cache_read_only(Arc::clone(&cache));
+    let mut out = HeaderBuf::new();
+    let input = hs(&[
+        ("Pinpoint-TraceID", TXID_A),
+        ("Pinpoint-SpanID", "7"),
+        ("Pinpoint-pSpanID", "8"),
+    ]);
+    for _ in 0..3 {
+        translator
+            .translate_into(
+                input.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                &mut out,
+            )
+            .expect("translates");
+    }
+    assert_eq!(cache.stats().txid.inserts, 0);
+    // What the exporters learned is still used.
+    let writer = Translator::new(&TranslateOptions::default())
+        .expect("valid")
+        .with_cache(Arc::clone(&cache));
+    let o = writer
+        .translate_into(
+            input.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &mut out,
+        )
+        .expect("translates");
+    assert_eq!(cache.stats().txid.inserts, 1);
+    let hits = cache.stats().txid.hits;
+    let w3c = [(
+        "traceparent".to_owned(),
+        format!("00-{}-00000000000000ab-01", o.trace_id),
+    )];
+    translator
+        .translate_into(w3c.iter().map(|(k, v)| (k.as_str(), v.as_str())), &mut out)
+        .expect("translates");
+    assert_eq!(cache.stats().txid.hits, hits + 1);
+    assert_eq!(cache.stats().txid.inserts, 1);
+}

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::record::{HEADER, Stored};
 use super::writer::segment_path;
 use super::{Pending, Store};
+use crate::memory::weigh;
 use crate::pipeline::{Block, Item, Payload, ProfileBlock, Queue};
 
 /// Starts replaying `queue`'s leftovers; `None` when there are none.
@@ -29,8 +30,6 @@ pub(in crate::pipeline) fn start(
         return None;
     }
     let store = Arc::clone(store);
-    let sem = Arc::clone(&queue.stats.sem);
-    let capacity = queue.stats.capacity;
     let tx = queue.tx.clone();
     let stats = Arc::clone(&queue.stats);
     let rt = tokio::runtime::Handle::current();
@@ -45,25 +44,27 @@ pub(in crate::pipeline) fn start(
             let Some(stored) = read(&store, &mut files, p) else {
                 continue;
             };
-            let (payload, n) = match stored.profiles {
+            let (payload, n, bytes) = match stored.profiles {
                 Some(request) => {
+                    let bytes = weigh::profiles(&request);
                     let block = ProfileBlock::new(request);
                     let n = block.sample_count;
-                    (Payload::Profiles(Arc::new(block)), n)
+                    (Payload::Profiles(Arc::new(block)), n, bytes)
                 }
                 None => {
+                    let bytes = weigh::resource_spans(&stored.resource_spans);
                     let mut block = Block::new(stored.resource_spans);
                     block.overrides = stored.overrides.map(|o| Arc::new(o.to_route()));
                     spans += block.span_count as u64;
                     let n = block.span_count;
-                    (Payload::Spans(Arc::new(block)), n)
+                    (Payload::Spans(Arc::new(block)), n, bytes)
                 }
             };
-            let want = n.clamp(1, capacity) as u32;
             let mut stop = stop.clone();
+            // Room in spans and bytes, like any request (waiting for it, not refused).
             let permit = rt.block_on(async {
                 tokio::select! {
-                    p = Arc::clone(&sem).acquire_many_owned(want) => p.ok(),
+                    p = stats.reserve(n, bytes) => p,
                     _ = stop.wait_for(|s| *s) => None,
                 }
             });

@@ -24,6 +24,7 @@ fn config(dir: &Path, max_bytes: u64) -> ExporterConfig {
                 max_bytes,
                 sync: SyncPolicy::Always,
             }),
+            ..QueueConfig::default()
         },
         batch: BatchConfig {
             max_spans: 10,

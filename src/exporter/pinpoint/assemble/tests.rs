@@ -1,15 +1,18 @@
 //! Tests of the parent module.
+use super::super::proto::p_span_message;
 use super::*;
-use crate::ids::CacheConfig;
+use crate::ids::{CacheConfig, mapping};
 use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
+pub(super) fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
     let cache = Arc::new(MappingCache::new(&CacheConfig::default()).expect("cache"));
     Assembler::new(
         Config {
             hold: Duration::from_millis(hold_ms),
             max_pending_spans: max_pending,
+            max_pending_bytes: usize::MAX,
             late_window: Duration::from_secs(60),
             max_late_spans: 1000,
             marker: AgentId::new("otel").expect("marker"),
@@ -19,7 +22,7 @@ fn assembler(hold_ms: u64, max_pending: usize) -> Assembler {
     )
 }
 
-fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Span {
+pub(super) fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Span {
     Span {
         trace_id: vec![7; 16],
         span_id: vec![id; 8],
@@ -32,7 +35,7 @@ fn span(id: u8, parent: Option<u8>, kind: SpanKind, start: u64, end: u64) -> Spa
     }
 }
 
-fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
+pub(super) fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     ResourceSpans {
         resource: Some(Resource {
@@ -53,7 +56,7 @@ fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
     }
 }
 
-fn pspan(o: &Output) -> &super::super::proto::PSpan {
+pub(super) fn pspan(o: &Output) -> &super::super::proto::PSpan {
     match &o.message.field {
         Some(p_span_message::Field::Span(s)) => s,
         other => panic!("expected a span, got {other:?}"),
@@ -124,7 +127,7 @@ fn an_unknown_caller_waits_for_the_hold_window_then_falls_back() {
         ),
         ("caller", 1010)
     );
-    assert_eq!(a.counts.unresolved_parents, 1);
+    assert_eq!(a.counts.links.get(LinkOutcome::UnresolvedRemote), 1);
 }
 
 #[test]
@@ -174,7 +177,8 @@ fn the_caller_resolves_the_callee_in_one_flush() {
         ),
         ("a", "b")
     );
-    assert_eq!(a.counts.unresolved_parents, 0);
+    assert_eq!(a.counts.unresolved(), 0);
+    assert_eq!(a.counts.links.get(LinkOutcome::LocalCache), 1);
 }
 
 #[test]

@@ -1,20 +1,33 @@
-//! Owns the seam for a shared second tier behind the mapping cache (ids.md section 6:
-//! "with several instances, put a shared store behind it"): the [`BackingStore`] trait,
-//! [`MapName`], [`StoreError`], and the stable binary encoding of every key and value
-//! (first byte: format version 1), so instances of different versions can share a store.
+//! Owns the shared second tier behind the mapping cache (ids.md section 6: "with several
+//! instances, put a shared store behind it"): the [`BackingStore`] seam (one pipelined
+//! round trip over a batch of [`Op`]s), the [`LocalTier`] the answers go to, [`MapName`],
+//! [`StoreError`], and the stable binary encoding of every key and value (first byte:
+//! format version 1), so instances of different versions can share a store.
 //!
-//! The cache reads through (local miss → store → local fill) and writes through (local
-//! insert → store put). Calls are synchronous: an implementation must bound its own time
-//! (e.g. a Redis client with a short timeout) and report failures as [`StoreError`],
-//! which the cache counts and treats as a miss; it never panics or blocks indefinitely.
+//! The data path never waits here. On a local miss the cache queues a lookup, on an
+//! insert it queues a write ([`queue`]); the [`worker`] sends them in batches and writes
+//! what it finds into the local tier, where the next look (the assembler rescans traces
+//! that wait for a caller) finds it. [`redis`] is the one implementation; [`config`] is
+//! `ids.store`. Only the `txid` and `caller` maps go to the store: they are what another
+//! instance needs; segments and metadata stay local.
+
+pub mod config;
+pub mod queue;
+pub mod redis;
+mod stats;
+pub mod worker;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use crate::ids::cache::{CallerSegment, MetadataKey, MetadataKind, SegmentRef, SpanKey};
 use crate::ids::model::{SpanId, TraceId};
 use crate::ids::txid::{AgentId, TransactionId};
+
+pub use config::{RedisConfig, StoreConfig, StoreConfigError};
+pub use queue::{QueueLimits, StoreQueue};
+pub use stats::StoreStats;
 
 /// Format version written as the first byte of every key and value.
 pub const FORMAT_VERSION: u8 = 1;
@@ -50,6 +63,11 @@ impl MapName {
     pub const fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether this map goes to the shared store (`txid`, `caller`).
+    pub const fn is_shared(self) -> bool {
+        matches!(self, Self::Txid | Self::Caller)
+    }
 }
 
 impl fmt::Display for MapName {
@@ -61,14 +79,9 @@ impl fmt::Display for MapName {
 /// What went wrong in the shared store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (connection, timeout, ...).
-    #[error("shared store, map {map}: {message}")]
-    Backend {
-        /// The map.
-        map: MapName,
-        /// The backend's message.
-        message: String,
-    },
+    /// The store cannot be reached or the round trip failed.
+    #[error("shared store: {0}")]
+    Connection(String),
     /// A stored value does not decode.
     #[error("shared store, map {map}: stored value is malformed ({reason})")]
     Malformed {
@@ -79,25 +92,107 @@ pub enum StoreError {
     },
 }
 
-/// A shared key-value tier (e.g. Redis) behind the local moka tier. Keys and values are
-/// opaque bytes made by this module; `map` lets an implementation prefix or partition.
-pub trait BackingStore: Send + Sync {
-    /// Reads a value.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the store cannot answer in time.
-    fn get(&self, map: MapName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+/// One command of a round trip. Keys and values are the encodings of this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Read a key.
+    Get {
+        /// The map.
+        map: MapName,
+        /// The encoded key.
+        key: Box<[u8]>,
+    },
+    /// Write a key that expires after the store's ttl.
+    Set {
+        /// The map.
+        map: MapName,
+        /// The encoded key.
+        key: Box<[u8]>,
+        /// The encoded value.
+        value: Box<[u8]>,
+        /// When it was first queued (a write is not retried past its ttl).
+        since: Instant,
+    },
+}
 
-    /// Writes a value that should expire after `ttl`.
+impl Op {
+    /// The map of the command.
+    pub fn map(&self) -> MapName {
+        match self {
+            Self::Get { map, .. } | Self::Set { map, .. } => *map,
+        }
+    }
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `Get`: the stored value.
+    Found(Vec<u8>),
+    /// `Get`: no such key.
+    NotFound,
+    /// `Set`: written.
+    Stored,
+    /// The store refused this command (e.g. out of memory); the others may have worked.
+    Failed(String),
+}
+
+/// A shared key-value tier (e.g. Redis) behind the local moka tier.
+pub trait BackingStore: Send + Sync + 'static {
+    /// Sends `ops` in one pipelined round trip and returns one reply per op, in order.
+    /// The caller bounds its time.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the store cannot take it in time.
-    fn put(&self, map: MapName, key: &[u8], value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    /// [`StoreError::Connection`] when the round trip as a whole failed.
+    fn round_trip(&self, ops: &[Op])
+    -> impl Future<Output = Result<Vec<Reply>, StoreError>> + Send;
+
+    /// What it is, for logs and the status page (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// Where the store's answers go: the local tier of the mapping cache.
+pub trait LocalTier: Send + Sync {
+    /// Puts a value found in the store into the local tier unless the local tier has
+    /// one already. False when the value does not decode.
+    fn fill(&self, map: MapName, key: &[u8], value: &[u8]) -> bool;
+}
+
+/// Starts the configured shared tier of `cache` (if any): builds its client and spawns
+/// its worker, which stops when `stop` completes.
+///
+/// # Errors
+/// [`StoreError::Connection`] when the client cannot be built from the config.
+pub fn start(
+    cache: &Arc<crate::ids::MappingCache>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, StoreError> {
+    let (Some(cfg), Some(queue)) = (cache.store_config(), cache.store_queue()) else {
+        return Ok(None);
+    };
+    let StoreConfig::Redis(r) = cfg;
+    let store = self::redis::RedisStore::new(r)?;
+    tracing::info!(store = %store.describe(), "shared id store configured");
+    let tier: Arc<dyn LocalTier> = Arc::clone(cache) as Arc<dyn LocalTier>;
+    Ok(Some(worker::spawn(
+        store,
+        Arc::clone(queue),
+        tier,
+        worker::WorkerConfig {
+            timeout: r.timeout,
+            flush_interval: r.flush_interval,
+            max_in_flight: r.max_in_flight,
+            max_batch: r.max_batch,
+        },
+        stop,
+    )))
 }
 
 /// Binary encoding of one cache key or value.
-pub(crate) trait Codec: Sized {
+pub trait Codec: Sized {
+    /// Appends the versioned encoding.
     fn encode(&self, out: &mut Vec<u8>);
+    /// Reads a versioned encoding; `None` for anything damaged or of another version.
     fn decode(bytes: &[u8]) -> Option<Self>;
 }
 

@@ -1,0 +1,159 @@
+//! Decoding with a memory budget, shared by both receivers: estimate the decoded size
+//! first ([`crate::memory::scan`], [`crate::memory::json`]), refuse what would pass a
+//! limit, then decode and admit, holding the reservation until the request's spans
+//! are in the queues (which charge them from then on) and, for a persistent queue, on
+//! disk.
+
+use opentelemetry_proto::tonic::collector::profiles::v1development::{
+    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::{Intake, ReceiveError};
+use crate::memory::{self, MemoryError};
+
+/// How a traces request is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Protobuf,
+    Json,
+}
+
+impl From<MemoryError> for ReceiveError {
+    fn from(e: MemoryError) -> Self {
+        match e {
+            MemoryError::DecodedTooLarge { .. } => Self::DecodedTooLarge(e.to_string()),
+            MemoryError::OverLimit { .. } => Self::MemoryLimit(e.to_string()),
+        }
+    }
+}
+
+impl Intake {
+    fn admit_memory(&self, est: memory::Estimate) -> Result<memory::Reservation<'_>, ReceiveError> {
+        self.memory.admit(est).map_err(|e| {
+            if matches!(e, MemoryError::OverLimit { .. }) {
+                self.refused_memory.increment(est.items as u64);
+            }
+            e.into()
+        })
+    }
+
+    /// Estimates, decodes, validates and admits one traces request.
+    ///
+    /// # Errors
+    /// [`ReceiveError::DecodedTooLarge`] or [`ReceiveError::MemoryLimit`] before
+    /// decoding; [`ReceiveError::Malformed`]; or what [`Intake::accept`] returns.
+    pub async fn receive(
+        &self,
+        bytes: &[u8],
+        wire: Wire,
+    ) -> Result<ExportTraceServiceResponse, ReceiveError> {
+        let limit = self.memory.max_decoded();
+        let est = match wire {
+            Wire::Protobuf => memory::scan::traces(bytes, limit),
+            Wire::Json => memory::json::traces(bytes, limit),
+        };
+        let _reserved = self.admit_memory(est)?;
+        let request = match wire {
+            Wire::Protobuf => ExportTraceServiceRequest::decode(bytes)
+                .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))?,
+            Wire::Json => serde_json::from_slice(bytes)
+                .map_err(|e| ReceiveError::Malformed(format!("invalid OTLP/JSON: {e}")))?,
+        };
+        self.accept(request).await
+    }
+
+    /// Estimates, decodes, validates and admits one profiles request (protobuf).
+    ///
+    /// # Errors
+    /// As [`Intake::receive`], and [`ReceiveError::NoProfileExporter`].
+    pub async fn receive_profiles(
+        &self,
+        bytes: &[u8],
+    ) -> Result<ExportProfilesServiceResponse, ReceiveError> {
+        let est = memory::scan::profiles(bytes, self.memory.max_decoded());
+        let _reserved = self.admit_memory(est)?;
+        let request = ExportProfilesServiceRequest::decode(bytes)
+            .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))?;
+        self.accept_profiles(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BatchConfig, ExporterConfig, ExporterKind, QueueConfig, RetryConfig};
+    use crate::memory::MemoryGuard;
+    use crate::pipeline::Pipeline;
+    use crate::pipeline::router::Router;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::sync::Arc;
+
+    fn intake(guard: MemoryGuard) -> Intake {
+        let cfg = ExporterConfig {
+            name: "null".into(),
+            queue: QueueConfig::default(),
+            batch: BatchConfig::default(),
+            retry: RetryConfig::default(),
+            kind: ExporterKind::Null,
+        };
+        let (p, _rx) = Pipeline::new(&[cfg], Router::all(1));
+        Intake::new(p, "test").with_memory(Arc::new(guard))
+    }
+
+    fn empty_spans(n: usize) -> Vec<u8> {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[tokio::test]
+    async fn amplifying_requests_are_refused_before_decoding_with_a_message() {
+        let i = intake(MemoryGuard::new(None, 1 << 20));
+        let e = i
+            .receive(&empty_spans(100_000), Wire::Protobuf)
+            .await
+            .expect_err("too large once decoded");
+        assert!(matches!(e, ReceiveError::DecodedTooLarge(_)), "{e}");
+        assert!(
+            e.to_string().contains("at least") && e.to_string().contains("1048576"),
+            "{e}"
+        );
+        let json = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            vec!["{}"; 100_000].join(",")
+        );
+        let e = i
+            .receive(json.as_bytes(), Wire::Json)
+            .await
+            .expect_err("json too");
+        assert!(matches!(e, ReceiveError::DecodedTooLarge(_)), "{e}");
+        // Small requests still pass (the spans are invalid, so all are rejected).
+        let ok = i
+            .receive(&empty_spans(10), Wire::Protobuf)
+            .await
+            .expect("fits");
+        assert_eq!(ok.partial_success.map(|p| p.rejected_spans), Some(10));
+    }
+
+    #[tokio::test]
+    async fn over_the_soft_limit_is_retryable() {
+        let i = intake(MemoryGuard::new(Some(1), usize::MAX));
+        let e = i
+            .receive(&empty_spans(1), Wire::Protobuf)
+            .await
+            .expect_err("over the soft limit");
+        assert!(matches!(e, ReceiveError::MemoryLimit(_)), "{e}");
+        assert_eq!(e.reason(), "memory_limit");
+    }
+}
