@@ -13,7 +13,6 @@ pub mod convert;
 pub mod proto;
 pub mod semconv;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,6 @@ use super::{ExportError, Exporter};
 use crate::config::{de_bytes, de_duration};
 use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
-use crate::pipeline::persist::Hold;
 use crate::selfmetrics as m;
 use assemble::{Assembler, Output};
 use client::{Client, ClientConfig, SpanProtocol};
@@ -187,16 +185,17 @@ pub struct PinpointExporter {
     segments: Counter,
     chunks: Counter,
     last_counts: assemble::Counts,
-    /// Holds on batches from a persistent queue whose spans may still be in assembly
-    /// or in the outbox, oldest first, with when they were taken in.
-    holds: VecDeque<(Instant, Hold)>,
-    /// `hold`: every span taken in at `t` has left assembly by the first flush at or
-    /// after `t + hold` (the assembler emits a trace once `first + hold` has passed).
-    hold_window: Duration,
-    last_flush: Instant,
 }
 
 const MAX_OUTBOX: usize = 50_000;
+
+/// A message is with the collector, or given up (counted): the records of its spans'
+/// batches may go, once no other span of those batches is held or unsent.
+fn done(o: Output) {
+    o.holds
+        .into_iter()
+        .for_each(crate::pipeline::persist::Hold::release);
+}
 
 impl PinpointExporter {
     /// Builds the exporter (the connection is made on first use).
@@ -253,37 +252,16 @@ impl PinpointExporter {
             segments: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "span"),
             chunks: metrics::counter!(m::PINPOINT_MESSAGES, "exporter" => name.to_owned(), "kind" => "chunk"),
             last_counts: assemble::Counts::default(),
-            holds: VecDeque::new(),
-            hold_window: cfg.hold,
-            last_flush: Instant::now(),
         })
     }
 
-    /// After a successful send: the spans of every batch taken in at least a hold
-    /// window before the last flush (or of all batches, when assembly holds nothing)
-    /// are with the collector, so their records in a persistent queue may go.
-    fn release_sent(&mut self) {
-        if self.assembler.pending() == 0 && self.outbox.is_empty() {
-            self.holds.drain(..).for_each(|(_, h)| h.release());
-            return;
-        }
-        while let Some((t, _)) = self.holds.front()
-            && *t + self.hold_window <= self.last_flush
-            && self.outbox.is_empty()
-        {
-            if let Some((_, h)) = self.holds.pop_front() {
-                h.release();
-            }
-        }
-    }
-
     fn collect(&mut self, force: bool) {
-        self.last_flush = Instant::now();
-        let out = self.assembler.flush(self.last_flush, force);
+        let out = self.assembler.flush(Instant::now(), force);
         self.outbox.extend(out);
         if self.outbox.len() > MAX_OUTBOX {
             let excess = self.outbox.len() - MAX_OUTBOX;
-            self.outbox.drain(..excess);
+            // Given up, counted: their records in a persistent queue may go.
+            self.outbox.drain(..excess).for_each(done);
             self.outbox_dropped.increment(excess as u64);
             tracing::error!(
                 dropped = excess,
@@ -319,19 +297,20 @@ impl PinpointExporter {
                 // counts as sent.
                 let mut delivered = failure.delivered.into_iter();
                 let mut sent = 0u64;
-                self.outbox.retain(|o| {
-                    let took = delivered.next().unwrap_or(false);
-                    if took {
-                        sent += o.spans as u64;
-                    }
-                    !took
-                });
+                let (took, kept) = std::mem::take(&mut self.outbox)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|_| delivered.next().unwrap_or(false));
+                self.outbox = kept;
+                for o in took {
+                    sent += o.spans as u64;
+                    done(o);
+                }
                 self.spans_sent += sent;
                 return Err(failure.error);
             }
         };
         self.spans_sent += self.outbox.iter().map(|o| o.spans as u64).sum::<u64>();
-        self.outbox.clear();
+        self.outbox.drain(..).for_each(done);
         if report.rejected > 0 {
             self.rejected.increment(report.rejected as u64);
             tracing::warn!(
@@ -349,20 +328,17 @@ impl Exporter for PinpointExporter {
         // A retried batch was already taken in: only its messages are resent.
         if self.last_batch != Some(batch.id()) {
             let now = Instant::now();
-            for block in batch.blocks() {
-                self.assembler.add_block(block, now, None);
-            }
-            self.last_batch = Some(batch.id());
-            // Persist before assembly, acknowledge when the segment is sent.
+            // Persisted before assembly; each span carries its batch's hold into the
+            // message it leaves in, released once that message is sent or given up.
             let hold = batch.hold();
-            if hold.is_durable() {
-                self.holds.push_back((now, hold));
+            for block in batch.blocks() {
+                self.assembler.add_block_held(block, now, None, &hold);
             }
+            hold.release();
+            self.last_batch = Some(batch.id());
         }
         self.collect(false);
-        self.send_outbox().await?;
-        self.release_sent();
-        Ok(())
+        self.send_outbox().await
     }
 
     fn take_spans_sent(&mut self) -> Option<u64> {
@@ -380,7 +356,7 @@ impl Exporter for PinpointExporter {
         let lost = self.outbox.iter().map(|o| o.spans as u64).sum();
         if !self.outbox.is_empty() {
             self.outbox_dropped.increment(self.outbox.len() as u64);
-            self.outbox.clear();
+            self.outbox.drain(..).for_each(done);
         }
         Some(lost)
     }
@@ -391,20 +367,15 @@ impl Exporter for PinpointExporter {
         if closed > 0 {
             tracing::info!(agents = closed, "idle virtual agents closed");
         }
-        self.send_outbox().await?;
-        self.release_sent();
-        Ok(())
+        self.send_outbox().await
     }
 
     async fn shutdown(&mut self) {
         self.collect(true);
-        match self.send_outbox().await {
-            // Everything was flushed (force) and sent.
-            Ok(()) => self.holds.drain(..).for_each(|(_, h)| h.release()),
-            // Holds dropped unreleased: a persistent queue replays those batches.
-            Err(e) => {
-                tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
-            }
+        // What is not sent keeps its holds unreleased when the exporter is dropped: a
+        // persistent queue replays those batches on the next start.
+        if let Err(e) = self.send_outbox().await {
+            tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
         }
     }
 }

@@ -459,4 +459,6 @@ impl Durability {
 }
 
 #[cfg(test)]
+mod seam_tests;
+#[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use super::super::agent::AgentIdentity;
 use super::TraceBuf;
 use crate::ids::{SpanId, TraceId, otlp};
 use crate::pipeline::SharedBlock;
+use crate::pipeline::persist::Hold;
 
 /// A span inside a shared block.
 pub(super) struct SpanRef {
@@ -68,10 +69,13 @@ pub(super) struct Pending {
     pub learned: bool,
     /// Its bytes are counted (in a pin or as an owned copy).
     pub counted: bool,
+    /// Its batch's records in a persistent queue: passed on to the message it goes
+    /// out in (a no-op hold for an in-memory queue).
+    pub hold: Hold,
 }
 
 impl Pending {
-    pub fn new(agent: Arc<AgentIdentity>, span: SpanRef, arrived: Instant) -> Self {
+    pub fn new(agent: Arc<AgentIdentity>, span: SpanRef, arrived: Instant, hold: Hold) -> Self {
         let s = span.get();
         let id = <[u8; 8]>::try_from(s.span_id.as_slice()).ok().map(SpanId);
         let parent = otlp::parent_of(s);
@@ -85,6 +89,7 @@ impl Pending {
             remote,
             learned: false,
             counted: false,
+            hold,
         }
     }
 
