@@ -29,3 +29,16 @@ pub fn get() -> &'static Intake {
             .with_memory(Arc::new(MemoryGuard::new(None, 16 << 20)))
     })
 }
+
+/// Runs an intake call to its end. With in-memory queues (as here) it never waits, so
+/// polling with a no-op waker is enough (`receive` is async for persistent queues).
+pub fn run<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState, ExporterInfo};
 use crate::config::{Config, ExporterKind, OnFull};
 use crate::ids::MappingCache;
 use crate::listener::{Limits, Options};
+use crate::pipeline::persist::Store;
 use crate::pipeline::router::Router;
 use crate::pipeline::{ExporterStats, Pipeline};
 use crate::receiver::{Intake, otlp_grpc, otlp_http};
@@ -44,6 +45,9 @@ pub struct Running {
     stop_admin: watch::Sender<bool>,
     receivers: Vec<JoinHandle<()>>,
     exporters: Vec<(Arc<ExporterStats>, JoinHandle<()>)>,
+    /// Persistent queues (closed last) and their replay tasks.
+    stores: Vec<Arc<Store>>,
+    replays: Vec<JoinHandle<()>>,
     admin: JoinHandle<()>,
     /// The shared id store's worker (stopped with the admin endpoint, after exporters).
     id_store: Option<JoinHandle<()>>,
@@ -80,7 +84,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let prometheus = selfmetrics::install();
     let router = Router::new(&config.routing, &config.exporters);
     tracing::info!(routes = config.routing.routes.len(), "routing rules loaded");
-    let (pipeline, queues) = Pipeline::new(&config.exporters, router);
+    let (pipeline, queues) = Pipeline::open(&config.exporters, router)?;
+    let stores: Vec<Arc<Store>> = queues.iter().filter_map(|q| q.store.clone()).collect();
     let (stop_exporters, stop_exporters_rx) = watch::channel(false);
     let ids = Arc::new(MappingCache::new(&config.ids).context("ids")?);
     let (stop_admin, stop_admin_rx) = watch::channel(false);
@@ -94,6 +99,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let handle = exporter::start(cfg, &shared, queue, stop_exporters_rx.clone()).await?;
         exporters.push((stats, handle));
     }
+    // What persistent queues kept from the last run goes out before (and beside) new
+    // traffic; it waits for queue room like any request.
+    let replays = pipeline.start_replay(&stop_exporters_rx);
 
     let (stop_receivers, stop_receivers_rx) = watch::channel(false);
     let otlp = &config.receivers.otlp;
@@ -255,6 +263,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop_admin,
         receivers,
         exporters,
+        stores,
+        replays,
         admin,
         id_store,
         ids: ids_for_shutdown,
@@ -307,16 +317,38 @@ impl Running {
         self.pipeline.close();
         let _ = self.stop_exporters.send(true);
         let mut report = DrainReport::default();
+        for r in self.replays {
+            // Replay stops at the stop signal; what it did not replay stays on disk.
+            let abort = r.abort_handle();
+            if tokio::time::timeout_at(deadline, r).await.is_err() {
+                abort.abort();
+            }
+        }
         for (stats, handle) in self.exporters {
             let abort = handle.abort_handle();
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 let left = stats.queued();
                 abort.abort();
+                if let Some(store) = self.stores.iter().find(|s| s.exporter() == stats.name) {
+                    // Persistent: everything admitted is on disk and replays next start.
+                    store.count_kept(left);
+                    tracing::warn!(exporter = %stats.name, spans = left, dir = %store.dir().display(),
+                        "grace period over: undelivered spans kept on disk for the next start");
+                    continue;
+                }
                 tracing::error!(exporter = %stats.name, spans = left, "grace period over: spans not drained");
                 metrics::counter!(selfmetrics::EXPORTER_SPANS_DROPPED, "exporter" => stats.name.clone(), "reason" => "shutdown")
                     .increment(left as u64);
                 report.undrained.push((stats.name.clone(), left));
             }
+        }
+        let stores = self.stores;
+        let closing = tokio::task::spawn_blocking(move || stores.iter().for_each(|s| s.close()));
+        if tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .is_err()
+        {
+            tracing::error!("persistent queues did not close in 5s");
         }
         let _ = self.stop_admin.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin).await;

@@ -117,6 +117,9 @@ pub struct LoadgenArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Write the span id of every acknowledged span to this file (hex, one a line).
+    #[arg(long)]
+    acked_ids: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -171,6 +174,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
             attribute_len: a.attribute_len,
         },
         seed: a.seed,
+        acked_ids: a.acked_ids,
         callee_first_lag: a.callee_first_lag,
         count: a.count,
     };

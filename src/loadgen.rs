@@ -55,6 +55,10 @@ pub struct Options {
     /// Batch shape: `spans` is the batch size (spans per request).
     pub shape: Shape,
     pub seed: u64,
+    /// Write the span id (16 hex digits) of every span the target acknowledged (a
+    /// request answered "accepted" with no `partial_success` rejection), one a line,
+    /// to this file: the ground truth for delivery tests.
+    pub acked_ids: Option<std::path::PathBuf>,
     /// 0: every request is a batch of whole traces. N > 0: callee-first traffic
     /// ([`testdata::callee_first_request`]): a trace's services call each other in a
     /// chain and each service's spans arrive N requests after its callee's.
@@ -169,6 +173,28 @@ pub enum LoadgenError {
     Client(String),
     #[error("--rate must be positive (omit it for unbounded)")]
     Rate,
+    #[error("cannot write {0}: {1}")]
+    AckedIds(String, String),
+}
+
+type IdSink = std::sync::Mutex<std::io::BufWriter<std::fs::File>>;
+
+/// The span ids of `req`, as lines of hex.
+fn span_id_lines(req: &ExportTraceServiceRequest) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for s in req
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+    {
+        for b in &s.span_id {
+            let _ = write!(out, "{b:02x}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The outcome of one request.
@@ -356,6 +382,14 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
         return Err(LoadgenError::Rate);
     }
     let sender = Arc::new(Sender::new(&o).await?);
+    let acked_ids: Option<Arc<IdSink>> = match &o.acked_ids {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| LoadgenError::AckedIds(path.display().to_string(), e.to_string()))?;
+            Some(Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(f))))
+        }
+        None => None,
+    };
     let tally = Arc::new(Tally {
         // 1 µs .. 60 s, 3 significant digits.
         latency: std::sync::Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).ok()),
@@ -412,12 +446,14 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
         sent += 1;
         let (first_seed, lag) = (o.seed, o.callee_first_lag);
         let timeout = o.timeout;
+        let acked_ids = acked_ids.clone();
         tasks.spawn(async move {
             let req = if lag == 0 {
                 testdata::request(&shape, seed)
             } else {
                 testdata::callee_first_request(&shape, seed, first_seed, lag)
             };
+            let ids = acked_ids.as_ref().map(|_| span_id_lines(&req));
             let spans = req
                 .resource_spans
                 .iter()
@@ -435,6 +471,13 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
                         .accepted
                         .fetch_add(spans.saturating_sub(rejected), Ordering::Relaxed);
                     tally.rejected.fetch_add(rejected, Ordering::Relaxed);
+                    if rejected == 0
+                        && let (Some(sink), Some(ids)) = (&acked_ids, &ids)
+                        && let Ok(mut w) = sink.lock()
+                    {
+                        use std::io::Write as _;
+                        let _ = w.write_all(ids.as_bytes());
+                    }
                     if let Ok(mut h) = tally.latency.lock()
                         && let Some(h) = h.as_mut()
                     {
@@ -454,6 +497,13 @@ pub async fn run(o: Options) -> Result<Report, LoadgenError> {
     }
     // Requests still in flight finish (each is bounded by its timeout).
     while tasks.join_next().await.is_some() {}
+    if let Some(sink) = &acked_ids
+        && let Ok(mut w) = sink.lock()
+    {
+        use std::io::Write as _;
+        w.flush()
+            .map_err(|e| LoadgenError::AckedIds("acked ids".into(), e.to_string()))?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let requests = tally.requests.load(Ordering::Relaxed);
     let accepted = tally.accepted.load(Ordering::Relaxed);

@@ -59,6 +59,28 @@ pub const EXPORTER_PROFILES_FAILED: &str = "bridge_exporter_profiles_failed_tota
 /// OTLP profiles dropped before export, per `exporter` and `reason` (`queue_full`, `shutdown`).
 pub const EXPORTER_PROFILES_DROPPED: &str = "bridge_exporter_profiles_dropped_total";
 
+/// Bytes a persistent queue holds on disk (and has reserved for requests being
+/// written), per `exporter`.
+pub const PERSIST_BYTES: &str = "bridge_persist_bytes";
+/// `queue.persistent.max_bytes`, per `exporter`.
+pub const PERSIST_CAPACITY_BYTES: &str = "bridge_persist_capacity_bytes";
+/// Records (one per admitted request part) a persistent queue wrote, per `exporter`.
+pub const PERSIST_RECORDS_WRITTEN: &str = "bridge_persist_records_written_total";
+/// Syncs to disk (one per group of concurrent requests with `sync: always`), per `exporter`.
+pub const PERSIST_SYNCS: &str = "bridge_persist_syncs_total";
+/// Time of one sync to disk, per `exporter`.
+pub const PERSIST_SYNC_DURATION: &str = "bridge_persist_sync_duration_seconds";
+/// Spans replayed from disk at start, per `exporter`: an upper bound on the duplicates
+/// a crash caused (records exported but not yet acknowledged are sent again).
+pub const PERSIST_REPLAYED_SPANS: &str = "bridge_persist_replayed_spans_total";
+/// Records found damaged (torn or overwritten) and skipped, per `exporter`.
+pub const PERSIST_DAMAGED_RECORDS: &str = "bridge_persist_damaged_records_total";
+/// Failed writes (disk full, I/O error); each refused its requests with "retry later",
+/// per `exporter`.
+pub const PERSIST_WRITE_ERRORS: &str = "bridge_persist_write_errors_total";
+/// Spans left on disk at shutdown for the next start (instead of dropped), per `exporter`.
+pub const PERSIST_KEPT_SPANS: &str = "bridge_persist_kept_spans_total";
+
 /// Requests sent to Pyroscope, per `exporter`, `format` (`folded`, `pprof`, `otlp`) and
 /// `outcome` (`ok`, `retry`, `rejected`, `dropped`).
 pub const PYROSCOPE_REQUESTS: &str = "bridge_pyroscope_requests_total";
@@ -441,6 +463,30 @@ fn describe() {
     describe_counter!(
         ROUTE_SPANS,
         "Spans each route decided on: exported, dropped, or sampled out."
+    );
+    describe_gauge!(PERSIST_BYTES, "Bytes a persistent queue holds on disk.");
+    describe_gauge!(
+        PERSIST_CAPACITY_BYTES,
+        "The disk a persistent queue may use."
+    );
+    describe_counter!(PERSIST_RECORDS_WRITTEN, "Records a persistent queue wrote.");
+    describe_counter!(PERSIST_SYNCS, "Syncs of a persistent queue to disk.");
+    describe_histogram!(PERSIST_SYNC_DURATION, "Time of one sync to disk.");
+    describe_counter!(
+        PERSIST_REPLAYED_SPANS,
+        "Spans replayed from disk at start (an upper bound on crash duplicates)."
+    );
+    describe_counter!(
+        PERSIST_DAMAGED_RECORDS,
+        "Damaged records skipped in a persistent queue."
+    );
+    describe_counter!(
+        PERSIST_WRITE_ERRORS,
+        "Failed writes of a persistent queue (requests refused, retryable)."
+    );
+    describe_counter!(
+        PERSIST_KEPT_SPANS,
+        "Spans left on disk at shutdown for the next start."
     );
     describe_gauge!(LISTENER_CONNECTIONS, "Open connections per listener.");
     describe_counter!(

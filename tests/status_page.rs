@@ -91,12 +91,14 @@ fn get(admin: &str, path: &str) -> Option<(u16, String)> {
     Some((code.trim().parse().ok()?, body.to_owned()))
 }
 
-/// Every exporter type, each pointing at a port where nothing listens.
-fn every_exporter(dead: u16) -> String {
+/// Every exporter type, each pointing at a port where nothing listens (one with a
+/// persistent queue in `queue_dir`).
+fn every_exporter(dead: u16, queue_dir: &Path) -> String {
+    let queue_dir = queue_dir.display();
     format!(
         "exporters:\n\
          \x20 file: {{ type: file, path: '-' }}\n\
-         \x20 nothing: {{ type: null }}\n\
+         \x20 nothing: {{ type: null, queue: {{ persistent: {{ dir: '{queue_dir}' }} }} }}\n\
          \x20 zipkin: {{ type: zipkin, endpoint: 'http://127.0.0.1:{dead}/api/v2/spans' }}\n\
          \x20 pinpoint: {{ type: pinpoint, host: 127.0.0.1, agent_port: {dead}, span_port: {dead} }}\n\
          \x20 pyroscope: {{ type: pyroscope, endpoint: 'http://127.0.0.1:{dead}' }}\n\
@@ -150,7 +152,7 @@ fn every_documented_metric_is_on_metrics_from_the_start() {
     let gw = start(
         dir.path(),
         "  pinpoint: { agent_endpoint: '127.0.0.1:0', stat_endpoint: '127.0.0.1:0', span_endpoint: '127.0.0.1:0' }\n",
-        &every_exporter(free_port()),
+        &every_exporter(free_port(), &dir.path().join("queue")),
     );
     let (code, text) = get(&gw.admin, "/metrics").expect("metrics");
     assert_eq!(code, 200);

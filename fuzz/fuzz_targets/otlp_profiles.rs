@@ -9,5 +9,5 @@ mod intake;
 
 fuzz_target!(|data: &[u8]| {
     let _ = otel_pinpoint_bridge::memory::scan::profiles(data, 16 << 20);
-    let _ = intake::get().receive_profiles(data);
+    let _ = intake::run(intake::get().receive_profiles(data));
 });

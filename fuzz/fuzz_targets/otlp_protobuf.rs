@@ -20,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(est.bytes >= held, "estimate {} < decoded {held}", est.bytes);
         let _ = otel_pinpoint_bridge::receiver::sanitize(decoded);
     }
-    let _ = intake::get().receive(data, Wire::Protobuf);
+    let _ = intake::run(intake::get().receive(data, Wire::Protobuf));
 });

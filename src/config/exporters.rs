@@ -76,6 +76,9 @@ pub struct QueueConfig {
     /// retryable status and no exporter takes it) or `drop` (this exporter skips it,
     /// counted; the others take it). Default `refuse`.
     pub on_full: OnFull,
+    /// Write every admitted request to disk before answering the sender, and replay
+    /// what was not delivered on the next start. Default: none (memory only).
+    pub persistent: Option<crate::pipeline::persist::PersistConfig>,
 }
 
 /// Default `queue.max_bytes`.
@@ -87,6 +90,7 @@ impl Default for QueueConfig {
             max_spans: 100_000,
             max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             on_full: OnFull::Refuse,
+            persistent: None,
         }
     }
 }
@@ -163,6 +167,17 @@ pub(super) fn read_exporters(v: Value, errors: &mut Vec<ConfigError>) -> Vec<Exp
         }
         if let Some(e) = exporter(&name, body, &path, errors) {
             out.push(e);
+        }
+    }
+    let mut dirs = BTreeMap::new();
+    for e in &out {
+        if let Some(p) = &e.queue.persistent
+            && let Some(other) = dirs.insert(p.dir.trim_end_matches('/').to_owned(), &e.name)
+        {
+            errors.push(err(
+                &join(&join("exporters", &e.name), "queue.persistent.dir"),
+                format!("is also the queue directory of exporter `{other}` (each needs its own)"),
+            ));
         }
     }
     out
@@ -299,6 +314,11 @@ fn validate_exporter_common(c: &CommonExporterKeys, path: &str, errors: &mut Vec
             &join(path, "queue.max_spans"),
             "must be at most 2147483647",
         ));
+    }
+    if let Some(p) = &c.queue.persistent {
+        for (key, message) in p.problems() {
+            errors.push(err(&join(&join(path, "queue.persistent"), key), message));
+        }
     }
     if !(1 << 20..=1 << 40).contains(&c.queue.max_bytes) {
         errors.push(err(

@@ -515,6 +515,37 @@ fn invalid_yaml_is_reported() {
 }
 
 #[test]
+fn persistent_queue_defaults_and_problems_with_paths() {
+    use crate::pipeline::persist::SyncPolicy;
+    let ok = "receivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\nexporters:\n  out:\n    type: null\n    queue:\n      persistent: { dir: /tmp/q }\n";
+    let c = parse(ok, &no_env).expect("valid");
+    let p = c.exporters[0]
+        .queue
+        .persistent
+        .as_ref()
+        .expect("persistent");
+    assert_eq!(
+        (p.dir.as_str(), p.max_bytes, p.sync),
+        ("/tmp/q", 1 << 30, SyncPolicy::Always)
+    );
+    let bad = "receivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\nexporters:\n  a:\n    type: null\n    queue:\n      persistent: { dir: /d, max_bytes: 1KiB, sync: 0s }\n  e:\n    type: null\n    queue: { persistent: { dir: /q } }\n  b:\n    type: null\n    queue: { persistent: { dir: /q/ } }\n  c:\n    type: null\n    queue: { persistent: { dir: /c, sync: sometimes } }\n";
+    let errors: Vec<String> = parse(bad, &no_env)
+        .expect_err("invalid")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let all = errors.join("\n");
+    for want in [
+        "exporters.a.queue.persistent.max_bytes: must be at least 1MiB",
+        "exporters.a.queue.persistent.sync: an interval must be greater than 0",
+        "exporters.c.queue.persistent.sync: expected `always`, `never` or a duration",
+        "queue.persistent.dir: is also the queue directory of exporter",
+    ] {
+        assert!(all.contains(want), "missing `{want}` in:\n{all}");
+    }
+}
+
+#[test]
 fn ids_store_reads_env_and_reports_errors_with_paths() {
     let env = |k: &str| (k == "REDIS_PASSWORD").then(|| "s3cret".to_owned());
     let text = format!(

@@ -20,7 +20,12 @@
 //! profiles, past the span router (routing rules speak of spans). It holds queue room
 //! like spans do (one unit per sample), and the worker never mixes spans and profiles
 //! in one batch: a profile batch is exactly one request.
+//!
+//! A queue configured `persistent` ([`persist`]) also writes each admitted item to disk
+//! before the sender is answered ([`Pipeline::submit_durable`]) and keeps it there until
+//! its batch is delivered (see [`Batch::hold`]).
 
+pub mod persist;
 pub mod router;
 pub mod rules;
 pub mod worker;
@@ -114,6 +119,8 @@ pub struct Batch {
     pub first_received: Instant,
     /// When each item (block or profile request) of the batch was admitted.
     admitted: Vec<Instant>,
+    /// The worker's hold on the batch's records in a persistent queue.
+    hold: Option<persist::Hold>,
 }
 
 impl Batch {
@@ -127,6 +134,7 @@ impl Batch {
             _permits: Vec::new(),
             first_received: first.received,
             admitted: Vec::new(),
+            hold: None,
         };
         b.push(first);
         b
@@ -145,6 +153,36 @@ impl Batch {
         }
         self._permits.push(item.permit);
         self.admitted.push(item.received);
+        if let Some((store, seq)) = item.seq {
+            match &self.hold {
+                Some(h) if h.is_of(&store) => h.add(seq),
+                Some(_) => {}
+                None => {
+                    let h = persist::Hold::first(store);
+                    h.add(seq);
+                    self.hold = Some(h);
+                }
+            }
+        }
+    }
+
+    /// Another hold on this batch's records in a persistent queue (a no-op hold for an
+    /// in-memory queue). An exporter that keeps spans of the batch after `export`
+    /// returns takes one and releases it once those spans are sent: the records stay on
+    /// disk (and are replayed after a crash) until then.
+    pub fn hold(&self) -> persist::Hold {
+        self.hold
+            .as_ref()
+            .map_or_else(persist::Hold::none, persist::Hold::another)
+    }
+
+    /// The worker is done with the batch (exported, or given up and counted): releases
+    /// its own hold. A batch dropped without this (a worker aborted at shutdown) keeps
+    /// its records for the next start.
+    pub(crate) fn finish(&mut self) {
+        if let Some(h) = self.hold.take() {
+            h.release();
+        }
     }
 
     /// When each block (or profile request) of the batch was admitted.
@@ -177,6 +215,7 @@ impl Batch {
             _permits: Vec::new(),
             first_received: Instant::now(),
             admitted: Vec::new(),
+            hold: None,
         }
     }
 
@@ -192,6 +231,7 @@ impl Batch {
             _permits: Vec::new(),
             first_received: Instant::now(),
             admitted: Vec::new(),
+            hold: None,
         }
     }
 
@@ -240,10 +280,21 @@ enum Payload {
     Profiles(SharedProfiles),
 }
 
+impl Payload {
+    fn span_count(&self) -> usize {
+        match self {
+            Self::Spans(b) => b.span_count,
+            Self::Profiles(_) => 0,
+        }
+    }
+}
+
 struct Item {
     payload: Payload,
     permit: Room,
     received: Instant,
+    /// The item's record in a persistent queue.
+    seq: Option<(Arc<persist::Shared>, u64)>,
 }
 
 /// Room held in one queue: spans (or samples) and KiB.
@@ -265,6 +316,9 @@ pub enum Refused {
     QueueFull { exporter: String },
     #[error("the gateway is shutting down; retry against another instance or later")]
     ShuttingDown,
+    /// A persistent queue could not write the request (disk full, I/O error).
+    #[error("exporter `{exporter}`: {message}; retry later")]
+    Storage { exporter: String, message: String },
 }
 
 /// Live numbers of one exporter's queue, shared with the status page.
@@ -323,6 +377,19 @@ impl ExporterStats {
         })
     }
 
+    /// Like [`ExporterStats::try_reserve`], waiting for room (replay of a persistent
+    /// queue). `None` once the queue is closed.
+    async fn reserve(&self, units: usize, bytes: usize) -> Option<Room> {
+        let units = units.clamp(1, self.capacity) as u32;
+        let k = kib(bytes).clamp(1, self.capacity_kib) as u32;
+        let spans = Arc::clone(&self.sem).acquire_many_owned(units).await.ok()?;
+        let kib = Arc::clone(&self.kib_sem).acquire_many_owned(k).await.ok()?;
+        Some(Room {
+            _spans: spans,
+            _kib: kib,
+        })
+    }
+
     fn record_error(&self, message: &str) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(message.to_owned());
@@ -336,6 +403,8 @@ struct Queue {
     /// Whether this exporter's kind takes profiles.
     profiles: bool,
     stats: Arc<ExporterStats>,
+    /// The disk side of a persistent queue.
+    store: Option<Arc<persist::Store>>,
 }
 
 /// The consuming side of one exporter's queue, handed to its worker.
@@ -344,6 +413,8 @@ pub struct QueueReceiver {
     pub batch: BatchConfig,
     pub retry: RetryConfig,
     pub stats: Arc<ExporterStats>,
+    /// The disk side, for a persistent queue.
+    pub store: Option<Arc<persist::Store>>,
 }
 
 /// Routing plus one bounded queue per exporter.
@@ -354,9 +425,34 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Creates the queues for `exporters` (in order) and returns the consuming ends.
+    /// Creates in-memory queues for `exporters` (in order; `queue.persistent` is
+    /// ignored: use [`Pipeline::open`]) and returns the consuming ends.
     #[must_use]
     pub fn new(exporters: &[ExporterConfig], router: Router) -> (Arc<Self>, Vec<QueueReceiver>) {
+        let (p, receivers) = Self::memory(exporters, router);
+        (Arc::new(p), receivers)
+    }
+
+    /// Like [`Pipeline::new`], and opens (recovering) every persistent queue.
+    ///
+    /// # Errors
+    /// [`persist::PersistError`] when a queue directory cannot be used.
+    pub fn open(
+        exporters: &[ExporterConfig],
+        router: Router,
+    ) -> Result<(Arc<Self>, Vec<QueueReceiver>), persist::PersistError> {
+        let (mut p, mut receivers) = Self::memory(exporters, router);
+        for ((e, q), r) in exporters.iter().zip(&mut p.queues).zip(&mut receivers) {
+            if let Some(cfg) = &e.queue.persistent {
+                let store = Arc::new(persist::Store::open(&e.name, cfg, q.tx.clone())?);
+                q.store = Some(Arc::clone(&store));
+                r.store = Some(store);
+            }
+        }
+        Ok((Arc::new(p), receivers))
+    }
+
+    fn memory(exporters: &[ExporterConfig], router: Router) -> (Self, Vec<QueueReceiver>) {
         let mut queues = Vec::with_capacity(exporters.len());
         let mut receivers = Vec::with_capacity(exporters.len());
         for e in exporters {
@@ -390,32 +486,63 @@ impl Pipeline {
                 on_full: e.queue.on_full,
                 profiles: e.kind.takes_profiles(),
                 stats: Arc::clone(&stats),
+                store: None,
             });
             receivers.push(QueueReceiver {
                 rx,
                 batch: e.batch.clone(),
                 retry: e.retry.clone(),
                 stats,
+                store: None,
             });
         }
-        let p = Arc::new(Self {
+        let p = Self {
             router,
             queues,
             closed: AtomicBool::new(false),
-        });
+        };
         (p, receivers)
     }
 
+    /// Starts replaying what persistent queues kept from the last run (one task per
+    /// queue with leftovers; each ends by itself, or when `stop` turns true).
+    #[must_use]
+    pub fn start_replay(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.queues
+            .iter()
+            .filter_map(|q| persist::replay::start(q, stop.clone()))
+            .collect()
+    }
+
     /// Routes `block` and enqueues it for every chosen exporter, or refuses it whole.
+    /// A persistent queue takes it once written; this does not wait for that (see
+    /// [`Pipeline::submit_durable`]).
     ///
     /// # Errors
     /// [`Refused`] when a `refuse` queue has no room, or after [`Pipeline::close`].
     pub fn submit(&self, block: Block) -> Result<(), Refused> {
+        self.admit(block).map(drop)
+    }
+
+    /// [`Pipeline::submit`], then waits until every persistent queue that took the block
+    /// has it on disk: only then may the sender be told "accepted".
+    ///
+    /// # Errors
+    /// As [`Pipeline::submit`], and [`Refused::Storage`] when a write failed.
+    pub async fn submit_durable(&self, block: Block) -> Result<(), Refused> {
+        self.admit(block)?.wait().await
+    }
+
+    fn admit(&self, block: Block) -> Result<persist::Durability, Refused> {
+        let mut durable = persist::Durability::default();
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::ShuttingDown);
         }
         if block.span_count == 0 {
-            return Ok(());
+            return Ok(durable);
         }
         let routed = self.router.route(block);
         let mut reserved = Vec::with_capacity(routed.len());
@@ -450,22 +577,34 @@ impl Pipeline {
                 Err(TryAcquireError::Closed) => return Err(Refused::ShuttingDown),
             }
         }
-        let received = Instant::now();
+        let mut staged = Vec::with_capacity(reserved.len());
         for (q, block, permit) in reserved {
-            let n = block.span_count as u64;
+            let payload = Payload::Spans(block);
+            match persist::stage(q, &payload)? {
+                persist::Stage::Memory => staged.push((q, payload, permit, None)),
+                persist::Stage::Disk(d) => staged.push((q, payload, permit, Some(d))),
+                persist::Stage::Dropped => {}
+            }
+        }
+        let received = Instant::now();
+        for (q, payload, permit, disk) in staged {
+            let n = payload.span_count() as u64;
             let item = Item {
-                payload: Payload::Spans(block),
+                payload,
                 permit,
                 received,
+                seq: None,
             };
-            if q.tx.send(item).is_err() {
+            if let Some(disk) = disk {
+                durable.push(disk.commit(item));
+            } else if q.tx.send(item).is_err() {
                 // The worker closed its queue: only possible while shutting down.
                 q.stats.dropped.fetch_add(n, Ordering::Relaxed);
                 q.stats.dropped_shutdown.increment(n);
             }
             q.stats.update_gauge();
         }
-        Ok(())
+        Ok(durable)
     }
 
     /// Refuses, before decoding, a request of about `spans` spans and `bytes` decoded
@@ -510,11 +649,27 @@ impl Pipeline {
     /// # Errors
     /// [`Refused`] when a `refuse` queue has no room, or after [`Pipeline::close`].
     pub fn submit_profiles(&self, block: ProfileBlock) -> Result<usize, Refused> {
+        self.admit_profiles(block).map(|(n, _)| n)
+    }
+
+    /// [`Pipeline::submit_profiles`], then waits until every persistent queue that took
+    /// the request has it on disk.
+    ///
+    /// # Errors
+    /// As [`Pipeline::submit_profiles`], and [`Refused::Storage`] when a write failed.
+    pub async fn submit_profiles_durable(&self, block: ProfileBlock) -> Result<usize, Refused> {
+        let (n, durable) = self.admit_profiles(block)?;
+        durable.wait().await?;
+        Ok(n)
+    }
+
+    fn admit_profiles(&self, block: ProfileBlock) -> Result<(usize, persist::Durability), Refused> {
+        let mut durable = persist::Durability::default();
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::ShuttingDown);
         }
         if block.profile_count == 0 {
-            return Ok(0);
+            return Ok((0, durable));
         }
         let mut reserved = Vec::new();
         let bytes = crate::memory::weigh::profiles(&block.request);
@@ -536,20 +691,32 @@ impl Pipeline {
         }
         let n = block.profile_count as u64;
         let shared = Arc::new(block);
-        let received = Instant::now();
-        let taken = reserved.len();
+        let mut staged = Vec::with_capacity(reserved.len());
         for (q, permit) in reserved {
+            let payload = Payload::Profiles(Arc::clone(&shared));
+            match persist::stage(q, &payload)? {
+                persist::Stage::Memory => staged.push((q, payload, permit, None)),
+                persist::Stage::Disk(d) => staged.push((q, payload, permit, Some(d))),
+                persist::Stage::Dropped => {}
+            }
+        }
+        let received = Instant::now();
+        let taken = staged.len();
+        for (q, payload, permit, disk) in staged {
             let item = Item {
-                payload: Payload::Profiles(Arc::clone(&shared)),
+                payload,
                 permit,
                 received,
+                seq: None,
             };
-            if q.tx.send(item).is_err() {
+            if let Some(disk) = disk {
+                durable.push(disk.commit(item));
+            } else if q.tx.send(item).is_err() {
                 q.stats.profiles_dropped_shutdown.increment(n);
             }
             q.stats.update_gauge();
         }
-        Ok(taken)
+        Ok((taken, durable))
     }
 
     /// Refuses every later block. Workers drain what is queued once told to stop.

@@ -76,6 +76,9 @@ pub async fn run<E: Exporter>(
             }
         }
         send(&mut exporter, &batch, &q).await;
+        // Exported or given up (counted): a persistent queue may forget the records
+        // once every other hold on them (spans an exporter keeps) is released too.
+        batch.finish();
         drop(batch);
         q.stats.update_gauge();
     }

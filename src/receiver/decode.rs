@@ -1,8 +1,9 @@
 //! Decoding with a memory budget, shared by both receivers: estimate the decoded size
 //! first ([`crate::memory::scan`], [`crate::memory::json`]), refuse what would pass a
 //! limit, then decode and admit, holding the reservation until the request's spans
-//! are in the queues (which charge them from then on). A request that a full queue
-//! would refuse is refused before decoding ([`crate::pipeline::Pipeline::refuse_early`]).
+//! are in the queues (which charge them from then on) and, for a persistent queue, on
+//! disk. A request that a full queue would refuse is refused before decoding
+//! ([`crate::pipeline::Pipeline::refuse_early`]).
 
 use opentelemetry_proto::tonic::collector::profiles::v1development::{
     ExportProfilesServiceRequest, ExportProfilesServiceResponse,
@@ -51,6 +52,7 @@ impl Intake {
                 let c = match refused {
                     Refused::QueueFull { .. } => &self.refused_full,
                     Refused::ShuttingDown => &self.refused_shutdown,
+                    Refused::Storage { .. } => &self.refused_storage,
                 };
                 c.increment(est.items as u64);
                 refused.into()
@@ -62,7 +64,7 @@ impl Intake {
     /// # Errors
     /// [`ReceiveError::DecodedTooLarge`] or [`ReceiveError::MemoryLimit`] before
     /// decoding; [`ReceiveError::Malformed`]; or what [`Intake::accept`] returns.
-    pub fn receive(
+    pub async fn receive(
         &self,
         bytes: &[u8],
         wire: Wire,
@@ -80,14 +82,14 @@ impl Intake {
             Wire::Json => serde_json::from_slice(bytes)
                 .map_err(|e| ReceiveError::Malformed(format!("invalid OTLP/JSON: {e}")))?,
         };
-        self.accept(request)
+        self.accept(request).await
     }
 
     /// Estimates, decodes, validates and admits one profiles request (protobuf).
     ///
     /// # Errors
     /// As [`Intake::receive`], and [`ReceiveError::NoProfileExporter`].
-    pub fn receive_profiles(
+    pub async fn receive_profiles(
         &self,
         bytes: &[u8],
     ) -> Result<ExportProfilesServiceResponse, ReceiveError> {
@@ -95,7 +97,7 @@ impl Intake {
         let _reserved = self.admit_memory(est)?;
         let request = ExportProfilesServiceRequest::decode(bytes)
             .map_err(|e| ReceiveError::Malformed(format!("invalid protobuf: {e}")))?;
-        self.accept_profiles(request)
+        self.accept_profiles(request).await
     }
 }
 
@@ -134,11 +136,12 @@ mod tests {
         .encode_to_vec()
     }
 
-    #[test]
-    fn amplifying_requests_are_refused_before_decoding_with_a_message() {
+    #[tokio::test]
+    async fn amplifying_requests_are_refused_before_decoding_with_a_message() {
         let i = intake(MemoryGuard::new(None, 1 << 20));
         let e = i
             .receive(&empty_spans(100_000), Wire::Protobuf)
+            .await
             .expect_err("too large once decoded");
         assert!(matches!(e, ReceiveError::DecodedTooLarge(_)), "{e}");
         assert!(
@@ -151,15 +154,19 @@ mod tests {
         );
         let e = i
             .receive(json.as_bytes(), Wire::Json)
+            .await
             .expect_err("json too");
         assert!(matches!(e, ReceiveError::DecodedTooLarge(_)), "{e}");
         // Small requests still pass (the spans are invalid, so all are rejected).
-        let ok = i.receive(&empty_spans(10), Wire::Protobuf).expect("fits");
+        let ok = i
+            .receive(&empty_spans(10), Wire::Protobuf)
+            .await
+            .expect("fits");
         assert_eq!(ok.partial_success.map(|p| p.rejected_spans), Some(10));
     }
 
-    #[test]
-    fn a_full_queue_refuses_before_decoding() {
+    #[tokio::test]
+    async fn a_full_queue_refuses_before_decoding() {
         let cfg = ExporterConfig {
             name: "null".into(),
             queue: QueueConfig {
@@ -177,7 +184,9 @@ mod tests {
             ..crate::testdata::Shape::default()
         };
         let wire = crate::testdata::request(&shape, 1).encode_to_vec();
-        i.receive(&wire, Wire::Protobuf).expect("room for 100");
+        i.receive(&wire, Wire::Protobuf)
+            .await
+            .expect("room for 100");
         // 50 spans of room left: the pre-check refuses the next 100 from the scan's count.
         assert!(matches!(
             p.refuse_early(100, 1),
@@ -186,6 +195,7 @@ mod tests {
         assert!(p.refuse_early(50, 1).is_ok());
         let e = i
             .receive(&wire, Wire::Protobuf)
+            .await
             .expect_err("the queue is full");
         assert!(
             matches!(e, ReceiveError::Refused(Refused::QueueFull { .. })),
@@ -193,11 +203,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn over_the_soft_limit_is_retryable() {
+    #[tokio::test]
+    async fn over_the_soft_limit_is_retryable() {
         let i = intake(MemoryGuard::new(Some(1), usize::MAX));
         let e = i
             .receive(&empty_spans(1), Wire::Protobuf)
+            .await
             .expect_err("over the soft limit");
         assert!(matches!(e, ReceiveError::MemoryLimit(_)), "{e}");
         assert_eq!(e.reason(), "memory_limit");

@@ -31,11 +31,15 @@ pub trait Method: Send + Sync + 'static {
     /// The method's path.
     const PATH: &'static str;
     type Response: prost::Message + Default + Send + 'static;
-    /// Handles the raw request bytes.
+    /// Handles the raw request bytes (answering once a persistent queue has them on
+    /// disk).
     ///
     /// # Errors
     /// Whatever the intake refuses.
-    fn handle(intake: &Intake, bytes: &[u8]) -> Result<Self::Response, ReceiveError>;
+    fn handle(
+        intake: &Intake,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<Self::Response, ReceiveError>> + Send;
 }
 
 /// `TraceService/Export`.
@@ -47,8 +51,8 @@ impl Method for Traces {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     type Response = ExportTraceServiceResponse;
-    fn handle(intake: &Intake, bytes: &[u8]) -> Result<Self::Response, ReceiveError> {
-        intake.receive(bytes, Wire::Protobuf)
+    async fn handle(intake: &Intake, bytes: &[u8]) -> Result<Self::Response, ReceiveError> {
+        intake.receive(bytes, Wire::Protobuf).await
     }
 }
 
@@ -58,8 +62,8 @@ impl Method for Profiles {
     const PATH: &'static str =
         "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export";
     type Response = ExportProfilesServiceResponse;
-    fn handle(intake: &Intake, bytes: &[u8]) -> Result<Self::Response, ReceiveError> {
-        intake.receive_profiles(bytes)
+    async fn handle(intake: &Intake, bytes: &[u8]) -> Result<Self::Response, ReceiveError> {
+        intake.receive_profiles(bytes).await
     }
 }
 
@@ -144,7 +148,7 @@ impl<M: Method> tonic::server::UnaryService<Bytes> for Unary<M> {
         Box::pin(async move {
             let started = std::time::Instant::now();
             let bytes = request.into_inner();
-            let result = M::handle(&handler.intake, &bytes);
+            let result = M::handle(&handler.intake, &bytes).await;
             drop(bytes);
             metrics::histogram!(crate::selfmetrics::RECEIVER_REQUEST_DURATION, "receiver" => handler.intake.name())
                 .record(started.elapsed().as_secs_f64());

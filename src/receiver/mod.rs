@@ -71,6 +71,7 @@ impl ReceiveError {
             Self::NoProfileExporter => "no_profile_exporter",
             Self::Refused(Refused::QueueFull { .. }) => "queue_full",
             Self::Refused(Refused::ShuttingDown) => "shutting_down",
+            Self::Refused(Refused::Storage { .. }) => "storage",
             Self::DecodedTooLarge(_) => "decoded_too_large",
             Self::MemoryLimit(_) => "memory_limit",
         }
@@ -222,6 +223,8 @@ pub struct Intake {
     accepted: Counter,
     refused_full: Counter,
     refused_shutdown: Counter,
+    /// Spans a persistent queue could not write.
+    refused_storage: Counter,
     refused_memory: Counter,
     rejected: [Counter; 4],
     profiles: ProfileCounters,
@@ -232,6 +235,7 @@ struct ProfileCounters {
     accepted: Counter,
     refused_full: Counter,
     refused_shutdown: Counter,
+    refused_storage: Counter,
     rejected: Counter,
 }
 
@@ -248,12 +252,14 @@ impl Intake {
             accepted: metrics::counter!(m::RECEIVER_SPANS_ACCEPTED, "receiver" => name),
             refused_full: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "queue_full"),
             refused_shutdown: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "shutting_down"),
+            refused_storage: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "storage"),
             refused_memory: metrics::counter!(m::RECEIVER_SPANS_REFUSED, "receiver" => name, "reason" => "memory_limit"),
             rejected,
             profiles: ProfileCounters {
                 accepted: metrics::counter!(m::RECEIVER_PROFILES_ACCEPTED, "receiver" => name),
                 refused_full: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "queue_full"),
                 refused_shutdown: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "shutting_down"),
+                refused_storage: metrics::counter!(m::RECEIVER_PROFILES_REFUSED, "receiver" => name, "reason" => "storage"),
                 rejected: metrics::counter!(m::RECEIVER_PROFILES_REJECTED, "receiver" => name, "reason" => "invalid"),
             },
             memory: Arc::new(MemoryGuard::default()),
@@ -279,7 +285,7 @@ impl Intake {
     /// # Errors
     /// [`ReceiveError::NoProfileExporter`] when no exporter takes profiles;
     /// [`ReceiveError::Refused`] when the pipeline has no room (nothing was taken).
-    pub fn accept_profiles(
+    pub async fn accept_profiles(
         &self,
         request: ExportProfilesServiceRequest,
     ) -> Result<ExportProfilesServiceResponse, ReceiveError> {
@@ -291,12 +297,17 @@ impl Intake {
         if s.rejected > 0 {
             c.rejected.increment(s.rejected as u64);
         }
-        match self.pipeline.submit_profiles(ProfileBlock::new(s.request)) {
+        match self
+            .pipeline
+            .submit_profiles_durable(ProfileBlock::new(s.request))
+            .await
+        {
             Ok(_) => c.accepted.increment(s.accepted as u64),
             Err(refused) => {
                 let counter = match refused {
                     Refused::QueueFull { .. } => &c.refused_full,
                     Refused::ShuttingDown => &c.refused_shutdown,
+                    Refused::Storage { .. } => &c.refused_storage,
                 };
                 counter.increment(s.accepted as u64);
                 return Err(refused.into());
@@ -314,7 +325,7 @@ impl Intake {
     ///
     /// # Errors
     /// [`ReceiveError::Refused`] when the pipeline has no room (nothing was taken).
-    pub fn accept(
+    pub async fn accept(
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse, ReceiveError> {
@@ -330,12 +341,14 @@ impl Intake {
             span_count: s.accepted,
             overrides: None,
         };
-        match self.pipeline.submit(block) {
+        // A persistent queue has the spans on disk before the sender hears "accepted".
+        match self.pipeline.submit_durable(block).await {
             Ok(()) => self.accepted.increment(s.accepted as u64),
             Err(refused) => {
                 let c = match refused {
                     Refused::QueueFull { .. } => &self.refused_full,
                     Refused::ShuttingDown => &self.refused_shutdown,
+                    Refused::Storage { .. } => &self.refused_storage,
                 };
                 c.increment(s.accepted as u64);
                 return Err(refused.into());

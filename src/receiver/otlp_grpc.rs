@@ -23,9 +23,9 @@ use crate::pipeline::Refused;
 /// The one mapping from [`ReceiveError`] to a gRPC status.
 fn status_for(error: &ReceiveError) -> Status {
     match error {
-        ReceiveError::Refused(r @ (Refused::QueueFull { .. } | Refused::ShuttingDown)) => {
-            Status::unavailable(r.to_string())
-        }
+        ReceiveError::Refused(
+            r @ (Refused::QueueFull { .. } | Refused::ShuttingDown | Refused::Storage { .. }),
+        ) => Status::unavailable(r.to_string()),
         ReceiveError::TooLarge { .. } | ReceiveError::DecodedTooLarge(_) => {
             Status::resource_exhausted(error.to_string())
         }

@@ -108,7 +108,7 @@ async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Err(e) => return fail(&state.intake, &e, Format::Protobuf),
     };
     let result = match read_body(body, &headers, state.max_request_bytes).await {
-        Ok(bytes) => state.intake.receive(&bytes, format.wire()),
+        Ok(bytes) => state.intake.receive(&bytes, format.wire()).await,
         Err(e) => Err(e),
     };
     let response = match result {
@@ -146,7 +146,7 @@ async fn export_profiles(
         Err(ReceiveError::NoProfileExporter)
     } else {
         match read_body(body, &headers, state.max_request_bytes).await {
-            Ok(bytes) => state.intake.receive_profiles(&bytes),
+            Ok(bytes) => state.intake.receive_profiles(&bytes).await,
             Err(e) => Err(e),
         }
     };
@@ -311,7 +311,9 @@ fn fail(intake: &Intake, error: &ReceiveError, format: Format) -> Response {
         ReceiveError::Refused(Refused::QueueFull { .. }) => {
             (StatusCode::TOO_MANY_REQUESTS, 14, true)
         }
-        ReceiveError::Refused(Refused::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, 14, true),
+        ReceiveError::Refused(Refused::ShuttingDown | Refused::Storage { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, 14, true)
+        }
     };
     let body = RpcStatus {
         code,

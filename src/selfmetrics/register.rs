@@ -13,7 +13,7 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
     use crate::config::ExporterKind;
     for &r in receivers {
         counter!(RECEIVER_SPANS_ACCEPTED, "receiver" => r).increment(0);
-        for reason in ["queue_full", "shutting_down"] {
+        for reason in ["queue_full", "shutting_down", "storage"] {
             counter!(RECEIVER_SPANS_REFUSED, "receiver" => r, "reason" => reason).increment(0);
         }
         for reason in [
@@ -64,6 +64,9 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
         let _ = histogram!(EXPORTER_SEND_DURATION, "exporter" => x.clone());
         let _ = histogram!(PIPELINE_LATENCY, "exporter" => x.clone());
         gauge!(QUEUE_SPANS, "exporter" => x.clone()).increment(0.0);
+        if e.queue.persistent.is_some() {
+            register_persist(&x);
+        }
         match &e.kind {
             ExporterKind::Zipkin(_) => {
                 for reason in [
@@ -141,6 +144,25 @@ pub fn register_initial(receivers: &[&'static str], exporters: &[crate::config::
     for outcome in ["ok", "invalid"] {
         counter!(TRANSLATE_REQUESTS, "outcome" => outcome).increment(0);
     }
+}
+
+/// A persistent queue's series (`bridge_persist_*`), at zero.
+fn register_persist(x: &str) {
+    use metrics::{counter, gauge, histogram};
+    let x = x.to_owned();
+    gauge!(PERSIST_BYTES, "exporter" => x.clone()).increment(0.0);
+    gauge!(PERSIST_CAPACITY_BYTES, "exporter" => x.clone()).increment(0.0);
+    for name in [
+        PERSIST_RECORDS_WRITTEN,
+        PERSIST_SYNCS,
+        PERSIST_REPLAYED_SPANS,
+        PERSIST_DAMAGED_RECORDS,
+        PERSIST_WRITE_ERRORS,
+        PERSIST_KEPT_SPANS,
+    ] {
+        counter!(name, "exporter" => x.clone()).increment(0);
+    }
+    let _ = histogram!(PERSIST_SYNC_DURATION, "exporter" => x);
 }
 
 /// Registers, at zero, the sidecar proxy's documented series for its `listeners`

@@ -100,11 +100,19 @@ impl FileExporter {
             return Ok(());
         };
         self.buf.clear();
+        let mut holds = Vec::new();
         for o in a.flush(Instant::now(), force) {
             convert::pinpoint_json_line(&o, &mut self.buf)
                 .map_err(|e| ExportError::Permanent(format!("cannot encode message: {e}")))?;
+            holds.extend(o.holds);
         }
-        self.write_buf().await
+        self.write_buf().await?;
+        // Written: the records of these spans in a persistent queue may go (on an error
+        // the holds go unreleased and the batches are replayed on the next start).
+        holds
+            .into_iter()
+            .for_each(crate::pipeline::persist::Hold::release);
+        Ok(())
     }
 
     async fn write_buf(&mut self) -> Result<(), ExportError> {
@@ -140,9 +148,11 @@ impl Exporter for FileExporter {
             FileFormat::PinpointJson => {
                 if let Some(a) = self.assembler.as_mut() {
                     let now = Instant::now();
+                    let hold = batch.hold();
                     for block in batch.blocks() {
-                        a.add_block(block, now, None);
+                        a.add_block_held(block, now, None, &hold);
                     }
+                    hold.release();
                 }
                 self.write_ready(false).await
             }

@@ -30,6 +30,7 @@ use super::{BalanceConfig, Wire, convert};
 use crate::config::{BatchConfig, RetryConfig};
 use crate::exporter::ExportError;
 use crate::pipeline::Batch;
+use crate::pipeline::persist::Hold;
 use crate::selfmetrics as m;
 
 /// Where the endpoints come from.
@@ -180,7 +181,16 @@ impl Balancer {
             Some((id, spans)) if id == batch.id() => spans,
             _ => collect(batch),
         };
-        let left = self.shared.route(spans, 0);
+        // A part in an endpoint queue keeps its batch's records in a persistent queue
+        // (another hold) until it is sent or given up.
+        let hold = batch.hold();
+        let holds = if hold.is_durable() {
+            std::slice::from_ref(&hold)
+        } else {
+            &[]
+        };
+        let left = self.shared.route(spans, 0, holds);
+        hold.release();
         if left.is_empty() {
             return Ok(());
         }
@@ -249,8 +259,14 @@ impl Shared {
         self.settings.exporter.clone()
     }
 
-    /// Puts `spans` into their endpoints' queues; returns what found no room.
-    pub(super) fn route(&self, spans: Vec<ResourceSpans>, moves: u8) -> Vec<ResourceSpans> {
+    /// Puts `spans` into their endpoints' queues, each part with another of `holds`;
+    /// returns what found no room.
+    pub(super) fn route(
+        &self,
+        spans: Vec<ResourceSpans>,
+        moves: u8,
+        holds: &[Hold],
+    ) -> Vec<ResourceSpans> {
         let st = self.lock();
         if st.ring.is_empty() {
             return spans;
@@ -278,6 +294,7 @@ impl Shared {
                 count: n,
                 permit,
                 moves,
+                holds: holds.iter().map(Hold::another).collect(),
             };
             if let Err(back) = e.tx.send(item) {
                 left.extend(back.0.spans);
@@ -304,20 +321,30 @@ impl Shared {
 
     /// Moves spans off an endpoint: routes them again, counting them as moved by
     /// `reason`; what cannot be placed (or has moved too often) is counted as failed.
-    pub(super) fn reroute(&self, spans: Vec<ResourceSpans>, moves: u8, reason: &'static str) {
+    /// The moved parts carry `holds` on; then (placed or given up) these are released.
+    pub(super) fn reroute(
+        &self,
+        spans: Vec<ResourceSpans>,
+        moves: u8,
+        reason: &'static str,
+        holds: Vec<Hold>,
+    ) {
         let n = convert::span_count(&spans) as u64;
         if n == 0 {
+            holds.into_iter().for_each(Hold::release);
             return;
         }
         let label = self.label();
         if moves >= endpoint::MAX_MOVES {
             metrics::counter!(m::EXPORTER_SPANS_FAILED, "exporter" => label, "reason" => "moved_too_often")
                 .increment(n);
+            holds.into_iter().for_each(Hold::release);
             return;
         }
         metrics::counter!(m::OTLP_SPANS_MOVED, "exporter" => label.clone(), "reason" => reason)
             .increment(n);
-        let left = self.route(spans, moves + 1);
+        let left = self.route(spans, moves + 1, &holds);
+        holds.into_iter().for_each(Hold::release);
         let lost = convert::span_count(&left) as u64;
         if lost > 0 {
             tracing::warn!(exporter = %label, spans = lost, "moved spans found no room in any endpoint queue; dropped");

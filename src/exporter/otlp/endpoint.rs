@@ -15,6 +15,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, watch};
 use super::balance::Shared;
 use super::transport::Transport;
 use crate::exporter::ExportError;
+use crate::pipeline::persist::Hold;
 use crate::selfmetrics as m;
 
 /// A span moved more often than this is given up (counted), so a flapping membership
@@ -28,6 +29,9 @@ pub struct Part {
     pub permit: OwnedSemaphorePermit,
     /// How many times these spans were moved already.
     pub moves: u8,
+    /// Its batches' records in a persistent queue, released once the part is sent
+    /// or given up (counted); dropped unreleased (shutdown) they stay for replay.
+    pub holds: Vec<Hold>,
 }
 
 /// Control flags between the balancer and one worker.
@@ -132,7 +136,7 @@ impl Worker {
     pub async fn run(self, mut rx: mpsc::UnboundedReceiver<Part>) {
         while let Some(first) = rx.recv().await {
             if self.ctl.is_removed() {
-                self.move_off(first.spans, first.moves, "membership");
+                self.move_off(first.spans, first.moves, "membership", first.holds);
                 continue;
             }
             let mut count = first.count;
@@ -148,7 +152,7 @@ impl Worker {
             }
             if let Ended::Down = self.send(parts, count).await {
                 while let Ok(p) = rx.try_recv() {
-                    self.move_off(p.spans, p.moves, "endpoint_down");
+                    self.move_off(p.spans, p.moves, "endpoint_down", p.holds);
                 }
                 self.probe().await;
             }
@@ -159,9 +163,16 @@ impl Worker {
         self.ctl.done.send_replace(true);
     }
 
-    fn move_off(&self, spans: Vec<ResourceSpans>, moves: u8, reason: &'static str) {
+    fn move_off(
+        &self,
+        spans: Vec<ResourceSpans>,
+        moves: u8,
+        reason: &'static str,
+        holds: Vec<Hold>,
+    ) {
         match self.shared.upgrade() {
-            Some(s) => s.reroute(spans, moves, reason),
+            Some(s) => s.reroute(spans, moves, reason, holds),
+            // Shutting down: the holds go unreleased, so a persistent queue keeps these.
             None => self.fail(super::convert::span_count(&spans), "shutdown"),
         }
     }
@@ -176,10 +187,14 @@ impl Worker {
         let moves = parts.iter().map(|p| p.moves).max().unwrap_or(0);
         let mut spans = Vec::new();
         let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(parts.len());
+        let mut holds = Vec::new();
         for p in parts {
             spans.extend(p.spans);
             permits.push(p.permit);
+            holds.extend(p.holds);
         }
+        // Sent or given up (counted): the records of these spans may go.
+        let done = |holds: Vec<Hold>| holds.into_iter().for_each(Hold::release);
         let req = ExportTraceServiceRequest {
             resource_spans: spans,
         };
@@ -188,6 +203,7 @@ impl Worker {
             Err(e) => {
                 tracing::error!(exporter = %self.exporter, endpoint = %self.key, error = %e, "cannot encode; batch dropped");
                 self.fail(count, "permanent");
+                done(holds);
                 return Ended::Done;
             }
         };
@@ -195,7 +211,7 @@ impl Worker {
         let mut backoff = self.retry.initial;
         loop {
             if self.ctl.is_removed() {
-                self.move_off(req.resource_spans, moves, "membership");
+                self.move_off(req.resource_spans, moves, "membership", holds);
                 return Ended::Done;
             }
             let error = match self.transport.send(body.clone()).await {
@@ -203,6 +219,7 @@ impl Worker {
                     super::count_partial(&self.exporter, &self.key, &sent);
                     metrics::counter!(m::OTLP_DELIVERED, "exporter" => self.exporter.clone())
                         .increment(count as u64);
+                    done(holds);
                     return Ended::Done;
                 }
                 Err(e) => e,
@@ -211,6 +228,7 @@ impl Worker {
                 ExportError::Permanent(message) => {
                     tracing::error!(exporter = %self.exporter, endpoint = %self.key, error = %message, spans = count, "export refused; batch dropped");
                     self.fail(count, "permanent");
+                    done(holds);
                     return Ended::Done;
                 }
                 ExportError::Retryable { message, after } => {
@@ -226,13 +244,14 @@ impl Worker {
                     .upgrade()
                     .is_some_and(|s| s.mark_down(&self.key))
             {
-                self.move_off(req.resource_spans, moves, "endpoint_down");
+                self.move_off(req.resource_spans, moves, "endpoint_down", holds);
                 return Ended::Down;
             }
             let wait = after.unwrap_or(backoff).min(self.retry.max);
             if started.elapsed() + wait > self.retry.max_elapsed {
                 tracing::error!(exporter = %self.exporter, endpoint = %self.key, spans = count, "retries exhausted; batch dropped");
                 self.fail(count, "retries_exhausted");
+                done(holds);
                 return Ended::Done;
             }
             tokio::select! {

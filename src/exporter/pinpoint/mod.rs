@@ -191,6 +191,14 @@ pub struct PinpointExporter {
 
 const MAX_OUTBOX: usize = 50_000;
 
+/// A message is with the collector, or given up (counted): the records of its spans'
+/// batches may go, once no other span of those batches is held or unsent.
+fn done(o: Output) {
+    o.holds
+        .into_iter()
+        .for_each(crate::pipeline::persist::Hold::release);
+}
+
 impl PinpointExporter {
     /// Builds the exporter (the connection is made on first use).
     ///
@@ -259,7 +267,8 @@ impl PinpointExporter {
         self.outbox.extend(out);
         if self.outbox.len() > MAX_OUTBOX {
             let excess = self.outbox.len() - MAX_OUTBOX;
-            self.outbox.drain(..excess);
+            // Given up, counted: their records in a persistent queue may go.
+            self.outbox.drain(..excess).for_each(done);
             self.outbox_dropped.increment(excess as u64);
             tracing::error!(
                 dropped = excess,
@@ -306,19 +315,20 @@ impl PinpointExporter {
                 // counts as sent.
                 let mut delivered = failure.delivered.into_iter();
                 let mut sent = 0u64;
-                self.outbox.retain(|o| {
-                    let took = delivered.next().unwrap_or(false);
-                    if took {
-                        sent += o.spans as u64;
-                    }
-                    !took
-                });
+                let (took, kept) = std::mem::take(&mut self.outbox)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|_| delivered.next().unwrap_or(false));
+                self.outbox = kept;
+                for o in took {
+                    sent += o.spans as u64;
+                    done(o);
+                }
                 self.spans_sent += sent;
                 return Err(failure.error);
             }
         };
         self.spans_sent += self.outbox.iter().map(|o| o.spans as u64).sum::<u64>();
-        self.outbox.clear();
+        self.outbox.drain(..).for_each(done);
         if report.rejected > 0 {
             self.rejected.increment(report.rejected as u64);
             tracing::warn!(
@@ -336,9 +346,13 @@ impl Exporter for PinpointExporter {
         // A retried batch was already taken in: only its messages are resent.
         if self.last_batch != Some(batch.id()) {
             let now = Instant::now();
+            // Persisted before assembly; each span carries its batch's hold into the
+            // message it leaves in, released once that message is sent or given up.
+            let hold = batch.hold();
             for block in batch.blocks() {
-                self.assembler.add_block(block, now, None);
+                self.assembler.add_block_held(block, now, None, &hold);
             }
+            hold.release();
             self.last_batch = Some(batch.id());
         }
         self.collect(false);
@@ -360,7 +374,7 @@ impl Exporter for PinpointExporter {
         let lost = self.outbox.iter().map(|o| o.spans as u64).sum();
         if !self.outbox.is_empty() {
             self.outbox_dropped.increment(self.outbox.len() as u64);
-            self.outbox.clear();
+            self.outbox.drain(..).for_each(done);
         }
         Some(lost)
     }
@@ -376,6 +390,8 @@ impl Exporter for PinpointExporter {
 
     async fn shutdown(&mut self) {
         self.collect(true);
+        // What is not sent keeps its holds unreleased when the exporter is dropped: a
+        // persistent queue replays those batches on the next start.
         if let Err(e) = self.send_outbox().await {
             tracing::error!(error = %e, messages = self.outbox.len(), "pinpoint: final send failed");
         }

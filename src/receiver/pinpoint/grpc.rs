@@ -274,6 +274,9 @@ async fn handle(
                 f.send(&message);
             }
             receiver.count_message(method);
+            if method == Method::SendSpanBatch {
+                return span_batch(&receiver, &headers, &message).await.map(one);
+            }
             unary(&receiver, method, &headers, &message).map(one)
         }
     }
@@ -315,33 +318,9 @@ fn unary(
             PExceptionMetaData::decode(message.as_ref()).map_err(bad)?;
             true
         }
-        Method::SendSpanBatch => {
-            let batch = PSpanMessageBatch::decode(message.as_ref()).map_err(bad)?;
-            let mut rejected = 0i64;
-            let mut reasons = String::new();
-            let agent: Arc<super::hold::AgentContext> = h.clone().into();
-            for msg in batch.span {
-                if let Err(e) = receiver.converter.submit(&agent, msg) {
-                    receiver.count_invalid(method, e.label());
-                    if rejected < 5 {
-                        if !reasons.is_empty() {
-                            reasons.push_str("; ");
-                        }
-                        reasons.push_str(&e.to_string());
-                    }
-                    rejected += 1;
-                }
-            }
-            let answer = PSpanResultBatch {
-                partial_success: (rejected > 0).then(|| PPartialSuccess {
-                    rejected_spans: rejected,
-                    error_id: 0,
-                    error_message: format!("rejected {rejected} span(s): {reasons}"),
-                }),
-            };
-            return Ok(Bytes::from(answer.encode_to_vec()));
+        Method::PingSession | Method::SendSpan | Method::SendAgentStat | Method::SendSpanBatch => {
+            true
         }
-        Method::PingSession | Method::SendSpan | Method::SendAgentStat => true,
     };
     if !stored {
         metrics::counter!(m::PINPOINT_RECEIVER_METADATA_REFUSED, "kind" => method.name())
@@ -351,6 +330,50 @@ fn unary(
         receiver.converter.metadata_arrived();
     }
     Ok(result_ok())
+}
+
+/// `SendSpanBatch`: the one call that acknowledges spans. It answers once every span of
+/// the batch was handed on to the pipeline (held ones included), so with a persistent
+/// queue the answer follows their disk write.
+async fn span_batch(
+    receiver: &Receiver,
+    h: &AgentHeaders,
+    message: &Bytes,
+) -> Result<Bytes, Status> {
+    let method = Method::SendSpanBatch;
+    let batch = PSpanMessageBatch::decode(message.as_ref())
+        .map_err(|e| decode_error(receiver, method, e))?;
+    let mut rejected = 0i64;
+    let mut reasons = String::new();
+    let mut held = Vec::new();
+    let agent: Arc<super::hold::AgentContext> = h.clone().into();
+    for msg in batch.span {
+        match receiver.converter.submit(&agent, msg, true).await {
+            Ok(handed) => held.extend(handed),
+            Err(e) => {
+                receiver.count_invalid(method, e.label());
+                if rejected < 5 {
+                    if !reasons.is_empty() {
+                        reasons.push_str("; ");
+                    }
+                    reasons.push_str(&e.to_string());
+                }
+                rejected += 1;
+            }
+        }
+    }
+    for handed in held {
+        // An error only means the message was given up (dropped at shutdown).
+        let _ = handed.await;
+    }
+    let answer = PSpanResultBatch {
+        partial_success: (rejected > 0).then(|| PPartialSuccess {
+            rejected_spans: rejected,
+            error_id: 0,
+            error_message: format!("rejected {rejected} span(s): {reasons}"),
+        }),
+    };
+    Ok(Bytes::from(answer.encode_to_vec()))
 }
 
 async fn client_stream(
@@ -379,7 +402,9 @@ async fn client_stream(
         }
         let msg = PSpanMessage::decode(message.as_ref())
             .map_err(|e| decode_error(receiver, method, e))?;
-        if let Err(e) = receiver.converter.submit(&agent, msg) {
+        // No per-span answer on this stream: the next message is read once this one
+        // is handed on (on disk, with a persistent queue).
+        if let Err(e) = receiver.converter.submit(&agent, msg, false).await {
             // The collector drops it silently and keeps the stream open.
             receiver.count_invalid(method, e.label());
         }

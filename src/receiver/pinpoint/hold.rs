@@ -3,13 +3,19 @@
 //! arrived yet. A held message is retried whenever metadata or a span arrives and on a
 //! short tick; after `hold` it is emitted with placeholders, counted. At most
 //! `max_pending` messages wait; beyond that a message is emitted at once, counted too.
+//!
+//! Handing on awaits the pipeline's durable submit: with a persistent queue, a converted
+//! message is on disk before [`Converter::submit`] returns (the span stream reads its
+//! next message only then). A caller that acknowledges per call (`SendSpanBatch`) also
+//! gets a [`Handed`] per held message, which resolves once that message was handed on
+//! (or given up), so the answer follows the disk write of every span it acknowledges.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::convert::{self, ConvertError, Converted, Source};
@@ -58,7 +64,12 @@ struct Pending {
     agent: Arc<AgentContext>,
     unit: Unit,
     deadline: Instant,
+    /// Dropped once the message was handed on (or given up): wakes a waiting caller.
+    _handed: Option<oneshot::Sender<()>>,
 }
+
+/// Resolves when a held message has been handed on to the pipeline (or given up).
+pub type Handed = oneshot::Receiver<()>;
 
 /// Openers of async ids per span: `(txid, spanId) → [(asyncId, OTel id)]`.
 type Openers = Cache<(TransactionId, i64), Arc<Vec<(i32, [u8; 8])>>>;
@@ -110,34 +121,47 @@ impl Converter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Converts one span message (or holds it).
+    /// Converts one span message and hands it on (awaiting a persistent queue's
+    /// write), or holds it. With `wait`, a held message comes with a [`Handed`].
     ///
     /// # Errors
     /// The message is invalid (the collector would drop it too).
-    pub fn submit(&self, agent: &Arc<AgentContext>, msg: PSpanMessage) -> Result<(), ConvertError> {
+    pub async fn submit(
+        &self,
+        agent: &Arc<AgentContext>,
+        msg: PSpanMessage,
+        wait: bool,
+    ) -> Result<Option<Handed>, ConvertError> {
         let unit = match msg.field {
             Some(p_span_message::Field::Span(s)) => Unit::Span(Box::new(s)),
             Some(p_span_message::Field::SpanChunk(c)) => Unit::Chunk(c),
             None => return Err(ConvertError::Empty),
         };
         let deadline = Instant::now() + self.config.hold;
-        match self.attempt(agent, &unit, false)? {
-            Attempt::Done => Ok(()),
+        match self.attempt(agent, &unit, false).await? {
+            Attempt::Done => Ok(None),
             Attempt::Wait => {
-                let mut q = self.lock();
-                if q.len() >= self.config.max_pending {
-                    drop(q);
+                let full = self.lock().len() >= self.config.max_pending;
+                if full {
                     metrics::counter!(m::PINPOINT_RECEIVER_HOLD_OVERFLOW).increment(1);
-                    self.attempt(agent, &unit, true)?;
-                } else {
-                    q.push_back(Pending {
-                        agent: Arc::clone(agent),
-                        unit,
-                        deadline,
-                    });
-                    metrics::gauge!(m::PINPOINT_RECEIVER_HELD).set(q.len() as f64);
+                    self.attempt(agent, &unit, true).await?;
+                    return Ok(None);
                 }
-                Ok(())
+                let (tx, rx) = if wait {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
+                let mut q = self.lock();
+                q.push_back(Pending {
+                    agent: Arc::clone(agent),
+                    unit,
+                    deadline,
+                    _handed: tx,
+                });
+                metrics::gauge!(m::PINPOINT_RECEIVER_HELD).set(q.len() as f64);
+                Ok(rx)
             }
         }
     }
@@ -153,7 +177,7 @@ impl Converter {
         }
     }
 
-    fn attempt(
+    async fn attempt(
         &self,
         agent: &AgentContext,
         unit: &Unit,
@@ -174,7 +198,17 @@ impl Converter {
         if converted.missing.any() && !force {
             return Ok(Attempt::Wait);
         }
-        self.emit(agent, &src, info.as_ref(), unit, converted);
+        let request = self.emit(&src, info.as_ref(), unit, converted);
+        let n = request.resource_spans.iter().flat_map(|r| &r.scope_spans);
+        let n: usize = n.map(|s| s.spans.len()).sum();
+        // A persistent queue has the spans on disk once this returns.
+        match self.intake.accept(request).await {
+            Ok(_) => metrics::counter!(m::PINPOINT_RECEIVER_SPANS_CONVERTED).increment(n as u64),
+            Err(e) => {
+                self.intake.count_failed(&e);
+                tracing::debug!(error = %e, "converted Pinpoint spans refused by the pipeline");
+            }
+        }
         Ok(Attempt::Done)
     }
 
@@ -192,14 +226,14 @@ impl Converter {
             .map(|(_, id)| *id)
     }
 
+    /// Counts placeholders, records async openers and builds the request to hand on.
     fn emit(
         &self,
-        agent: &AgentContext,
         src: &Source<'_>,
         info: Option<&super::metadata::AgentSummary>,
         unit: &Unit,
         converted: Converted,
-    ) {
+    ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
         let missing = converted.missing;
         for (kind, n) in [
             ("api", missing.api),
@@ -222,29 +256,20 @@ impl Converter {
                 .insert((tx, s.span_id), Arc::new(converted.openers.clone()));
             self.notify.notify_one();
         }
-        let _ = agent;
-        let n = converted.spans.len();
         let rs = convert::resource_spans(convert::resource(src, info), converted.spans);
-        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
             resource_spans: vec![rs],
-        };
-        match self.intake.accept(request) {
-            Ok(_) => metrics::counter!(m::PINPOINT_RECEIVER_SPANS_CONVERTED).increment(n as u64),
-            Err(e) => {
-                self.intake.count_failed(&e);
-                tracing::debug!(error = %e, "converted Pinpoint spans refused by the pipeline");
-            }
         }
     }
 
     /// Retries held messages; emits those past their deadline with placeholders.
-    fn retry(&self) {
+    async fn retry(&self) {
         let now = Instant::now();
         let held: Vec<Pending> = self.lock().drain(..).collect();
         let mut keep = Vec::new();
         for p in held {
             let force = now >= p.deadline;
-            match self.attempt(&p.agent, &p.unit, force) {
+            match self.attempt(&p.agent, &p.unit, force).await {
                 Ok(Attempt::Wait) => keep.push(p),
                 Ok(Attempt::Done) | Err(_) => {}
             }
@@ -268,12 +293,12 @@ impl Converter {
                 () = tokio::time::sleep(tick) => {}
             }
             if !self.lock().is_empty() {
-                self.retry();
+                self.retry().await;
             }
         }
         let held: Vec<Pending> = self.lock().drain(..).collect();
         for p in held {
-            let _ = self.attempt(&p.agent, &p.unit, true);
+            let _ = self.attempt(&p.agent, &p.unit, true).await;
         }
     }
 

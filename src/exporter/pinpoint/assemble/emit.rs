@@ -11,6 +11,7 @@ use super::super::proto::{PSpanMessage, p_span_message};
 use super::forest::Build;
 use super::{Assembler, Output};
 use crate::ids::{CallerSegment, SpanId, TraceId, TransactionId};
+use crate::pipeline::persist::Hold;
 
 /// A sent segment, for late spans.
 pub(super) struct Sent {
@@ -44,6 +45,17 @@ pub(super) fn caller_of(span_id: i64, agent: &AgentIdentity, destination: &str) 
         service_type: agent.service_type,
         destination: (!destination.is_empty()).then(|| Arc::from(destination)),
     }
+}
+
+/// The holds the spans `order` of `b` pass on to their message (the spans' own are
+/// released when they leave the trace buffer).
+fn holds_of(b: &Build<'_>, order: &[(usize, i32)]) -> Vec<Hold> {
+    order
+        .iter()
+        .map(|&(i, _)| &b.spans[i].hold)
+        .filter(|h| h.is_durable())
+        .map(Hold::another)
+        .collect()
 }
 
 impl Assembler {
@@ -127,6 +139,7 @@ impl Assembler {
             exceptions: extras.exceptions,
             // Spans claimed from another instance count there.
             spans: order.iter().filter(|(i, _)| !b.spans[*i].claimed).count(),
+            holds: holds_of(b, &order),
         });
     }
 
@@ -174,6 +187,7 @@ impl Assembler {
             exceptions: extras.exceptions,
             // Spans claimed from another instance count there.
             spans: order.iter().filter(|(i, _)| !b.spans[*i].claimed).count(),
+            holds: holds_of(b, &order),
         });
     }
 

@@ -9,6 +9,7 @@ use super::held::Pending;
 use super::link::{self, LinkOutcome};
 use super::{Assembler, Expiry, Output, TraceBuf};
 use crate::ids::{TraceId, TransactionId, mapping, otlp};
+use crate::pipeline::persist::Hold;
 
 /// One look at one trace.
 pub(super) struct Look {
@@ -128,11 +129,13 @@ impl Assembler {
         let mut i = 0;
         let account = &mut self.account;
         let before = buf.spans.len();
-        buf.spans.retain(|p| {
+        buf.spans.retain_mut(|p| {
             let keep = !used[i];
             i += 1;
             if !keep {
                 account.release(p);
+                // Its message carries another hold on its records.
+                std::mem::replace(&mut p.hold, Hold::none()).release();
             }
             keep
         });

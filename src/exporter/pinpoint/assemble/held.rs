@@ -17,6 +17,7 @@ use super::super::agent::AgentIdentity;
 use super::TraceBuf;
 use crate::ids::{SpanId, TraceId, otlp};
 use crate::pipeline::SharedBlock;
+use crate::pipeline::persist::Hold;
 
 /// A span inside a shared block.
 pub(super) struct SpanRef {
@@ -73,10 +74,13 @@ pub(super) struct Pending {
     pub offer: Option<u64>,
     /// It came from another instance's offer (its spans count there, not here).
     pub claimed: bool,
+    /// Its batch's records in a persistent queue: passed on to the message it goes
+    /// out in (a no-op hold for an in-memory queue).
+    pub hold: Hold,
 }
 
 impl Pending {
-    pub fn new(agent: Arc<AgentIdentity>, span: SpanRef, arrived: Instant) -> Self {
+    pub fn new(agent: Arc<AgentIdentity>, span: SpanRef, arrived: Instant, hold: Hold) -> Self {
         let s = span.get();
         let id = <[u8; 8]>::try_from(s.span_id.as_slice()).ok().map(SpanId);
         let parent = otlp::parent_of(s);
@@ -92,6 +96,7 @@ impl Pending {
             counted: false,
             offer: None,
             claimed: false,
+            hold,
         }
     }
 
@@ -120,6 +125,8 @@ impl Pending {
             counted: true,
             offer: None,
             claimed: true,
+            // Its records, if any, are the offering instance's.
+            hold: Hold::none(),
         }
     }
 

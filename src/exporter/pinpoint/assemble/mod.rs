@@ -35,6 +35,7 @@ use super::agent::{self, AgentIdentity};
 use super::convert::{ExceptionClass, Options};
 use super::proto::PSpanMessage;
 use crate::ids::{AgentId, MappingCache, SpanId, TraceId};
+use crate::pipeline::persist::Hold;
 use crate::pipeline::{Block, SharedBlock};
 use emit::Sent;
 pub use handoff::{OrphanCounts, OrphanOutcome};
@@ -91,6 +92,9 @@ pub struct Output {
     pub exceptions: Vec<ExceptionClass>,
     /// OTel spans in the message (entry and events).
     pub spans: usize,
+    /// The holds of those spans' batches (persistent queues only): the exporter
+    /// releases them once the message is sent or given up.
+    pub holds: Vec<Hold>,
 }
 
 /// Counters of what assembly did (also exported as metrics by the exporter).
@@ -235,6 +239,18 @@ impl Assembler {
         now: Instant,
         identity: Option<Arc<AgentIdentity>>,
     ) {
+        self.add_block_held(block, now, identity, &Hold::none());
+    }
+
+    /// [`Assembler::add_block`], each span carrying another of `hold` (its batch's
+    /// records in a persistent queue) into the [`Output`] it leaves in.
+    pub fn add_block_held(
+        &mut self,
+        block: &SharedBlock,
+        now: Instant,
+        identity: Option<Arc<AgentIdentity>>,
+        hold: &Hold,
+    ) {
         let overrides = block.overrides.as_deref();
         for (ri, rs) in block.resource_spans.iter().enumerate() {
             // A route's Pinpoint overrides (application name, service type) apply to the
@@ -254,7 +270,8 @@ impl Assembler {
                         scope: si as u32,
                         index: i as u32,
                     };
-                    buf.spans.push(Pending::new(Arc::clone(&agent), r, now));
+                    let h = hold.another();
+                    buf.spans.push(Pending::new(Arc::clone(&agent), r, now, h));
                     self.pending += 1;
                 }
             }
