@@ -28,16 +28,19 @@
 pub mod persist;
 pub mod router;
 pub mod rules;
+mod stats;
 pub mod worker;
+
+pub use stats::ExporterStats;
+use stats::{Room, kib};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use metrics::{Counter, Gauge};
 use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 use crate::config::{BatchConfig, ExporterConfig, OnFull, RetryConfig};
 use crate::selfmetrics as m;
@@ -297,18 +300,6 @@ struct Item {
     seq: Option<(Arc<persist::Shared>, u64)>,
 }
 
-/// Room held in one queue: spans (or samples) and KiB.
-#[derive(Debug)]
-struct Room {
-    _spans: OwnedSemaphorePermit,
-    _kib: OwnedSemaphorePermit,
-}
-
-/// Queue room in KiB for `bytes`.
-fn kib(bytes: usize) -> usize {
-    bytes.div_ceil(1024)
-}
-
 /// Why the pipeline refused a block. Both are retryable for the sender.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -319,82 +310,6 @@ pub enum Refused {
     /// A persistent queue could not write the request (disk full, I/O error).
     #[error("exporter `{exporter}`: {message}; retry later")]
     Storage { exporter: String, message: String },
-}
-
-/// Live numbers of one exporter's queue, shared with the status page.
-#[derive(Debug)]
-pub struct ExporterStats {
-    pub name: String,
-    pub kind: &'static str,
-    pub capacity: usize,
-    sem: Arc<Semaphore>,
-    /// Capacity in KiB (`queue.max_bytes`).
-    pub capacity_kib: usize,
-    kib_sem: Arc<Semaphore>,
-    bytes_gauge: Gauge,
-    pub sent: AtomicU64,
-    pub failed: AtomicU64,
-    pub dropped: AtomicU64,
-    pub last_error: std::sync::Mutex<Option<String>>,
-    queue_gauge: Gauge,
-    sent_counter: Counter,
-    dropped_full: Counter,
-    dropped_shutdown: Counter,
-    profiles_dropped_full: Counter,
-    profiles_dropped_shutdown: Counter,
-}
-
-impl ExporterStats {
-    /// Spans queued or in flight.
-    #[must_use]
-    pub fn queued(&self) -> usize {
-        self.capacity.saturating_sub(self.sem.available_permits())
-    }
-
-    /// Bytes queued or in flight (as charged, in whole KiB).
-    #[must_use]
-    pub fn queued_bytes(&self) -> usize {
-        self.capacity_kib
-            .saturating_sub(self.kib_sem.available_permits())
-            * 1024
-    }
-
-    fn update_gauge(&self) {
-        self.queue_gauge.set(self.queued() as f64);
-        self.bytes_gauge.set(self.queued_bytes() as f64);
-    }
-
-    /// Takes room for `units` spans (or samples) and `bytes`, both or neither. More
-    /// than the whole queue is clamped to it (admitted when the queue is empty).
-    fn try_reserve(&self, units: usize, bytes: usize) -> Result<Room, TryAcquireError> {
-        let units = units.clamp(1, self.capacity) as u32;
-        let k = kib(bytes).clamp(1, self.capacity_kib) as u32;
-        let spans = Arc::clone(&self.sem).try_acquire_many_owned(units)?;
-        let kib = Arc::clone(&self.kib_sem).try_acquire_many_owned(k)?;
-        Ok(Room {
-            _spans: spans,
-            _kib: kib,
-        })
-    }
-
-    /// Like [`ExporterStats::try_reserve`], waiting for room (replay of a persistent
-    /// queue). `None` once the queue is closed.
-    async fn reserve(&self, units: usize, bytes: usize) -> Option<Room> {
-        let units = units.clamp(1, self.capacity) as u32;
-        let k = kib(bytes).clamp(1, self.capacity_kib) as u32;
-        let spans = Arc::clone(&self.sem).acquire_many_owned(units).await.ok()?;
-        let kib = Arc::clone(&self.kib_sem).acquire_many_owned(k).await.ok()?;
-        Some(Room {
-            _spans: spans,
-            _kib: kib,
-        })
-    }
-
-    fn record_error(&self, message: &str) {
-        if let Ok(mut e) = self.last_error.lock() {
-            *e = Some(message.to_owned());
-        }
-    }
 }
 
 struct Queue {
