@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::whole::StandIn;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -451,42 +453,10 @@ async fn a_full_filesystem_refuses_with_retry_later_and_recovers() {
     assert!(wait_exit(&mut g, Duration::from_secs(15)).success());
 }
 
-/// The stand-in Pinpoint collector (Node, from Pinpoint's generated code): `(process,
-/// span port, control port)`.
-fn start_collector() -> (Proc, u16, u16) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pinpoint-collector");
-    assert!(
-        dir.join("node_modules").exists(),
-        "run scripts/setup-test-peers.sh to install the stand-in collector"
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join("server.js"))
-        .args(["--port", "0", "--control-port", "0", "--version", "3.1"])
-        .args(["--exit-with-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ports line");
-    let ports: serde_json::Value = serde_json::from_str(&line).expect("ports");
-    let span = ports["span"].as_u64().expect("span port") as u16;
-    let control = ports["control"].as_u64().expect("control port") as u16;
-    (Proc(child), span, control)
-}
-
-async fn collector_spans(control: u16) -> u64 {
-    let t = reqwest::get(format!("http://127.0.0.1:{control}/calltree"))
-        .await
-        .expect("control")
-        .text()
-        .await
-        .expect("text");
-    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
-    v["summary"]["spans"].as_u64().unwrap_or(0)
+async fn collector_spans(collector: &StandIn) -> u64 {
+    collector.get("/calltree").await["summary"]["spans"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// Persist before assembly, acknowledge when the segment is sent: spans held in the
@@ -496,7 +466,8 @@ async fn collector_spans(control: u16) -> u64 {
 async fn pinpoint_spans_held_in_assembly_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("gateway.log");
-    let (_collector, span_port, control) = start_collector();
+    let collector = StandIn::start("3.1");
+    let span_port = collector.port;
     let (http, admin) = (free_port(), free_port());
     let cfg = dir.path().join("gw.yaml");
     let write = |hold: &str| {
@@ -544,7 +515,7 @@ async fn pinpoint_spans_held_in_assembly_survive_sigkill() {
         5.0,
         "held in assembly"
     );
-    assert_eq!(collector_spans(control).await, 0);
+    assert_eq!(collector_spans(&collector).await, 0);
     let _ = g.0.kill();
     let _ = g.0.wait();
     // Next start, with a short hold: replayed, held 1 s, emitted, sent.
@@ -552,11 +523,11 @@ async fn pinpoint_spans_held_in_assembly_survive_sigkill() {
     let mut g = gw.spawn(&log);
     gw.ready().await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while collector_spans(control).await < 5 && Instant::now() < deadline {
+    while collector_spans(&collector).await < 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let replayed = gw.metric("bridge_persist_replayed_spans_total").await;
-    assert_eq!(collector_spans(control).await, 5);
+    assert_eq!(collector_spans(&collector).await, 5);
     assert_eq!(replayed, 5.0);
     // Sent, so acknowledged: a third start replays nothing.
     tokio::time::sleep(Duration::from_millis(500)).await;
