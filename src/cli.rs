@@ -315,6 +315,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let release_startup_pages = config.memory.release_startup_pages;
     runtime.block_on(async move {
         let running = match crate::app::start(config).await {
             Ok(r) => r,
@@ -323,6 +324,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if release_startup_pages {
+            let bytes = crate::memory::trim::release_startup_pages();
+            tracing::debug!(bytes, "start-up pages handed back");
+        }
         wait_for_signal().await;
         let report = running.shutdown().await;
         if report.undrained.is_empty() {

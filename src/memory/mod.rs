@@ -12,9 +12,12 @@
 //!   Above it the receivers refuse with retryable codes; nothing aborts.
 //! - **Queues** are bounded in bytes as well as spans (`queue.max_bytes`), charged
 //!   with [`weigh`] (what a decoded block holds, by capacity).
+//!
+//! Separately, [`trim`] hands the executable's start-up pages back once the gateway runs.
 
 pub mod json;
 pub mod scan;
+pub mod trim;
 pub mod weigh;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,12 +59,17 @@ pub struct MemoryConfig {
     /// cgroup's limit when it has one, else of the machine's memory). Default `80%`.
     #[serde(deserialize_with = "de_limit")]
     pub limit: Limit,
+    /// Once everything has started, hand the executable's read-only pages back to the
+    /// kernel ([`trim`]): they stay in the page cache and come back on use, so the idle
+    /// RSS is what the running gateway uses, not what start-up touched. Default `true`.
+    pub release_startup_pages: bool,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             limit: Limit::Percent(80.0),
+            release_startup_pages: true,
         }
     }
 }
