@@ -62,10 +62,16 @@ impl<'a> Val<'a> {
             Self::Other(v) => str(out, &tag_value(Some(v)).unwrap_or_default()),
             Self::Count(n) => decimal(out, n),
             // Agent ids are `[a-zA-Z0-9._-]` and the rest are digits: nothing to escape.
+            // The canonical form `agentId^agentStartTime^sequence` (ids.md section 2).
             Self::Txid => {
                 out.push(b'"');
                 if let Some(t) = txid {
-                    t.write_bytes(out);
+                    let mut buf = itoa::Buffer::new();
+                    out.extend_from_slice(t.agent_id.as_str().as_bytes());
+                    out.push(b'^');
+                    out.extend_from_slice(buf.format(t.agent_start_time).as_bytes());
+                    out.push(b'^');
+                    out.extend_from_slice(buf.format(t.sequence).as_bytes());
                 }
                 out.push(b'"');
             }
@@ -217,26 +223,16 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// The two lower-case hex digits of each byte.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
-        i += 1;
-    }
-    t
-};
-
 /// `"name":"<hex digits of id>"` (`name` given with its quotes, colon and leading comma).
 fn hex_field<const N: usize>(out: &mut Vec<u8>, name: &[u8], id: &[u8; N]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [b'"'; 34];
-    for (pair, b) in buf[1..].chunks_exact_mut(2).zip(id) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    for (i, b) in id.iter().enumerate().take(16) {
+        buf[1 + 2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 + 2 * i] = DIGITS[usize::from(b & 0x0f)];
     }
     out.extend_from_slice(name);
-    out.extend_from_slice(&buf[..2 * N + 2]);
+    out.extend_from_slice(&buf[..(2 * N + 2).min(34)]);
 }
 
 /// The resource and scope tags of one scope, written once for all its spans: sorted by
