@@ -104,13 +104,17 @@ fn value() -> impl Strategy<Value = AV> {
 }
 
 fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
+    attributes_in(0..12)
+}
+
+fn attributes_in(count: std::ops::Range<usize>) -> impl Strategy<Value = Vec<KeyValue>> {
     prop::collection::vec(
         (key(), value()).prop_map(|(key, v)| KeyValue {
             key,
             value: Some(AnyValue { value: Some(v) }),
             ..Default::default()
         }),
-        0..12,
+        count,
     )
 }
 
@@ -187,6 +191,19 @@ proptest! {
     #[test]
     fn writes_what_the_model_serializes_for_random_batches(batch in batch()) {
         same(&batch);
+    }
+
+    /// Spans with many tags (more than a small-sort threshold), keys repeating.
+    #[test]
+    fn writes_what_the_model_serializes_for_spans_with_many_tags(
+        mut span in span(),
+        attributes in attributes_in(33..80),
+    ) {
+        span.attributes = attributes;
+        same(&[ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            ..Default::default()
+        }]);
     }
 
     #[test]
