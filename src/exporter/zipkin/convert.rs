@@ -16,8 +16,9 @@
 //! A span that cannot be mapped (bad ids, end before start) is left out and reported in
 //! [`Converted::rejected`]; the rest of the batch is mapped as usual.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as AV};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -195,6 +196,42 @@ pub(super) fn checked_ids(span: &Span) -> Result<Ids, Reason> {
 
 /// The remote endpoint of a span of `kind` (CLIENT and PRODUCER only).
 pub(super) fn remote_endpoint_of(kind: Kind, span: &Span) -> Option<Endpoint> {
+    remote_of(kind, span).map(Remote::into_endpoint)
+}
+
+/// A remote endpoint as found, its name borrowed from the span where it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Remote<'a> {
+    pub addr: RemoteAddr<'a>,
+    /// Never 0.
+    pub port: Option<u16>,
+}
+
+/// Where [`Remote`] goes: an IP address to `ipv4`/`ipv6`, anything else to `serviceName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RemoteAddr<'a> {
+    Name(Cow<'a, str>),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl Remote<'_> {
+    fn into_endpoint(self) -> Endpoint {
+        let mut e = Endpoint {
+            port: self.port,
+            ..Endpoint::default()
+        };
+        match self.addr {
+            RemoteAddr::Name(n) => e.service_name = Some(n.into_owned()),
+            RemoteAddr::V4(ip) => e.ipv4 = Some(ip),
+            RemoteAddr::V6(ip) => e.ipv6 = Some(ip),
+        }
+        e
+    }
+}
+
+/// The remote endpoint of a span of `kind` (CLIENT and PRODUCER only), borrowed.
+pub(super) fn remote_of(kind: Kind, span: &Span) -> Option<Remote<'_>> {
     match kind {
         Kind::Client | Kind::Producer => remote_endpoint(&span.attributes),
         _ => None,
@@ -295,20 +332,26 @@ pub(super) fn pinpoint_marker() -> Option<AgentId> {
 
 /// The first attribute of [`REMOTE_ENDPOINT_RANKING`] that `attributes` has, as an
 /// endpoint: an IP address goes to `ipv4`/`ipv6`, anything else to `serviceName`.
-fn remote_endpoint(attributes: &[KeyValue]) -> Option<Endpoint> {
+fn remote_endpoint(attributes: &[KeyValue]) -> Option<Remote<'_>> {
     let find = |key: &str| attributes.iter().find(|kv| kv.key == key);
     REMOTE_ENDPOINT_RANKING.iter().find_map(|(key, port_key)| {
-        let value = tag_value(find(key)?.value.as_ref()).filter(|v| !v.is_empty())?;
-        let mut e = Endpoint::default();
-        match value.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => e.ipv4 = Some(ip),
-            Ok(IpAddr::V6(ip)) => e.ipv6 = Some(ip),
-            Err(_) => e.service_name = Some(value),
+        let value = find(key)?.value.as_ref();
+        let value: Cow<'_, str> = match value.and_then(|v| v.value.as_ref()) {
+            Some(AV::StringValue(s)) => Cow::Borrowed(s),
+            _ => Cow::Owned(tag_value(value)?),
+        };
+        if value.is_empty() {
+            return None;
         }
-        e.port = port_key
+        let addr = match value.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => RemoteAddr::V4(ip),
+            Ok(IpAddr::V6(ip)) => RemoteAddr::V6(ip),
+            Err(_) => RemoteAddr::Name(value),
+        };
+        let port = port_key
             .and_then(find)
             .and_then(|kv| port(kv.value.as_ref()));
-        Some(e)
+        Some(Remote { addr, port })
     })
 }
 

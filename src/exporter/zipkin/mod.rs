@@ -98,7 +98,13 @@ pub struct ZipkinExporter {
     /// The body of a batch whose export will be retried, kept for the retry: it is not
     /// converted again, and its rejected spans are not counted twice.
     prepared: Option<Prepared>,
+    /// JSON bytes per span to allocate for the next batch: the last batch's average and
+    /// an eighth more, so that the output buffer is allocated once and never regrown.
+    json_per_span: usize,
 }
+
+/// [`ZipkinExporter::json_per_span`] before the first batch, and its bounds.
+const JSON_PER_SPAN: (usize, std::ops::RangeInclusive<usize>) = (1024, 256..=16 * 1024);
 
 struct Prepared {
     batch: BatchKey,
@@ -144,20 +150,23 @@ impl ZipkinExporter {
             encoding: cfg.encoding,
             transport,
             prepared: None,
+            json_per_span: JSON_PER_SPAN.0,
         })
     }
 
-    fn prepare(&self, batch: &Batch) -> Result<Option<Bytes>, ExportError> {
+    fn prepare(&mut self, batch: &Batch) -> Result<Option<Bytes>, ExportError> {
         let fail = |e: String| ExportError::Permanent(format!("cannot encode batch: {e}"));
         let encoded = match self.encoding {
             Encoding::Json => {
-                // About 700-900 bytes a span: one allocation, no regrowth.
-                let mut encoded = Vec::with_capacity(1024 * batch.span_count());
+                let mut encoded = Vec::with_capacity(self.json_per_span * batch.span_count());
                 let (written, rejected) = json::write(batch.resource_spans(), &mut encoded);
                 count_rejected(&self.name, &rejected);
                 if written == 0 {
                     return Ok(None);
                 }
+                let average = encoded.len() / written;
+                self.json_per_span =
+                    (average + average / 8).clamp(*JSON_PER_SPAN.1.start(), *JSON_PER_SPAN.1.end());
                 encoded
             }
             Encoding::Proto => {
