@@ -3,21 +3,21 @@
 //! A root is a segment's entry (remote parent or none), or an *orphan* whose local
 //! parent is not held (not arrived yet, already sent, or never coming).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::held::Pending;
+use super::{Map, Set};
 use crate::ids::{SpanId, TraceId};
 
 pub(super) struct Forest {
-    pub index: HashMap<SpanId, usize>,
-    pub children: HashMap<usize, Vec<usize>>,
+    pub index: Map<SpanId, usize>,
+    pub children: Map<usize, Vec<usize>>,
     pub roots: Vec<usize>,
 }
 
 impl Forest {
     pub fn build(spans: &[Pending]) -> Self {
-        let index: HashMap<SpanId, usize> = spans
+        let index: Map<SpanId, usize> = spans
             .iter()
             .enumerate()
             .filter_map(|(i, p)| Some((p.id?, i)))
@@ -25,7 +25,7 @@ impl Forest {
         let same_agent = |a: usize, b: usize| {
             Arc::ptr_eq(&spans[a].agent, &spans[b].agent) || spans[a].agent == spans[b].agent
         };
-        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut children: Map<usize, Vec<usize>> = Map::default();
         let mut roots = Vec::new();
         for (i, p) in spans.iter().enumerate() {
             let local = p
@@ -88,7 +88,7 @@ impl Forest {
         let mut out = Vec::new();
         // Iterative, so a deep input cannot overflow the stack; `seen` guards cycles.
         let mut stack = vec![(i, depth)];
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = Set::default();
         while let Some((n, d)) = stack.pop() {
             if !seen.insert(n) {
                 continue;
