@@ -74,16 +74,30 @@ impl Writer {
         self.start = s;
     }
 
+    /// A varint, written in place (no temporary, no `memcpy` call).
     #[inline]
-    fn varint(&mut self, v: u64) {
-        if v < 0x80 && self.start > 0 {
+    fn varint(&mut self, mut v: u64) {
+        if self.start < 10 {
+            self.grow(10);
+        }
+        if v < 0x80 {
             self.start -= 1;
             self.buf[self.start] = v as u8;
             return;
         }
-        let mut t = [0u8; 10];
-        let n = varint_into(v, &mut t);
-        self.put(&t[..n]);
+        // Its length in bytes: 7 bits each.
+        let n = ((63 - (v | 1).leading_zeros()) / 7 + 1) as usize;
+        let s = self.start - n;
+        let out = &mut self.buf[s..self.start];
+        for b in out.iter_mut() {
+            *b = (v as u8) | 0x80;
+            v >>= 7;
+        }
+        // The last byte has no continuation bit.
+        if let Some(last) = out.last_mut() {
+            *last &= 0x7f;
+        }
+        self.start = s;
     }
 
     #[inline]
