@@ -231,7 +231,9 @@ impl Client {
     /// taken before it (those of the agents already sent). Nothing is half-registered:
     /// an agent or string is only remembered once the collector accepted it.
     pub async fn send(&mut self, outputs: &[Outgoing]) -> Result<SendReport, SendFailure> {
-        let mut by_agent: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        // foldhash: two names hashed per message; SipHash's cost is not needed here.
+        let mut by_agent: HashMap<(&str, &str), Vec<usize>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (i, o) in outputs.iter().enumerate() {
             by_agent
                 .entry((&o.agent.application_name, &o.agent.agent_id))
