@@ -1,7 +1,7 @@
 //! The Pinpoint exporter's CPU path for one batch: segment assembly (`assemble.rs`:
 //! trace buffering, parent resolution through the mapping cache), conversion to
 //! `PSpan`/`PSpanChunk` (`convert.rs`, `semconv.rs`) and protobuf encoding of every
-//! message, i.e. everything but the gRPC write. Compare with `otlp_decode`'s
+//! message (`wire.rs`, as the exporter does), i.e. everything but the gRPC write. Compare with `otlp_decode`'s
 //! pass-through. A fresh assembler per batch (set-up, not measured) so that repeated
 //! trace ids do not turn into late chunks; the mapping cache is shared, as in the
 //! gateway.
@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use otel_pinpoint_bridge::exporter::pinpoint::assemble::{Assembler, Config};
 use otel_pinpoint_bridge::exporter::pinpoint::convert::Options;
+use otel_pinpoint_bridge::exporter::pinpoint::wire::Writer;
 use otel_pinpoint_bridge::ids::{AgentId, CacheConfig, MappingCache};
 use otel_pinpoint_bridge::pipeline::{Block, SharedBlock};
 use otel_pinpoint_bridge::testdata;
-use prost::Message;
 
 fn bench(c: &mut Criterion) {
     let cache =
@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
                 &batches[next.get() % batches.len()],
             )
         };
+        let mut writer = Writer::default();
         group.throughput(Throughput::Elements(shape.spans as u64));
         group.bench_function(format!("assemble_convert_encode/{label}"), |b| {
             b.iter_batched(
@@ -55,7 +56,7 @@ fn bench(c: &mut Criterion) {
                     asm.add_block(batch, now, None);
                     asm.flush(now, true)
                         .iter()
-                        .map(|o| o.message.encode_to_vec().len())
+                        .map(|o| writer.encode(&o.message).len())
                         .sum::<usize>()
                 },
                 BatchSize::SmallInput,

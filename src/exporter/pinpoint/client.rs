@@ -8,19 +8,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::uri::PathAndQuery;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tonic::client::Grpc;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, GrpcMethod, Request, Response, Status};
 
 use super::agent::AgentIdentity;
-use super::assemble::Output;
+use super::codec::{Body, Passthrough};
+use super::convert::ExceptionClass;
 use super::proto::agent_client::AgentClient;
 use super::proto::metadata_client::MetadataClient;
-use super::proto::span_client::SpanClient;
-use super::proto::{PAgentInfo, PPing, PSpanMessage, PSpanMessageBatch, PStringMetaData};
+use super::proto::{PAgentInfo, PPing, PSpanResultBatch, PStringMetaData};
 use crate::exporter::ExportError;
+use crate::pipeline::persist::Hold;
+
+/// One span message for one agent, encoded (`wire.rs`), kept until the collector took it.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub agent: Arc<AgentIdentity>,
+    /// The encoded `PSpanMessage`.
+    pub message: Bytes,
+    pub exceptions: Vec<ExceptionClass>,
+    /// OTel spans in the message (entry and events).
+    pub spans: usize,
+    /// The holds of those spans' batches (persistent queues only).
+    pub holds: Vec<Hold>,
+}
 
 /// How spans are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -104,7 +121,8 @@ pub struct Client {
     cfg: ClientConfig,
     agent: AgentClient<Channel>,
     metadata: MetadataClient<Channel>,
-    span: SpanClient<Channel>,
+    /// The span service, called with pre-encoded messages (`codec.rs`).
+    span: Grpc<Channel>,
     batch_supported: bool,
     /// The collector answered a `SendSpanBatch`: no stream fallback will be needed, so
     /// messages need not be kept for one.
@@ -197,7 +215,7 @@ impl Client {
         Ok(Self {
             agent: AgentClient::new(agent_ch.clone()),
             metadata: MetadataClient::new(agent_ch),
-            span: SpanClient::new(span_ch),
+            span: Grpc::new(span_ch),
             batch_supported: cfg.protocol != SpanProtocol::Stream,
             batch_confirmed: cfg.protocol == SpanProtocol::Batch,
             cfg,
@@ -212,18 +230,21 @@ impl Client {
     /// The first failure, classified for retry, with which messages the collector had
     /// taken before it (those of the agents already sent). Nothing is half-registered:
     /// an agent or string is only remembered once the collector accepted it.
-    pub async fn send(&mut self, outputs: &[Output]) -> Result<SendReport, SendFailure> {
-        let mut by_agent: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    pub async fn send(&mut self, outputs: &[Outgoing]) -> Result<SendReport, SendFailure> {
+        // foldhash: two names hashed per message; SipHash's cost is not needed here.
+        let mut by_agent: HashMap<(&str, &str), Vec<usize>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (i, o) in outputs.iter().enumerate() {
             by_agent
-                .entry((o.agent.application_name.clone(), o.agent.agent_id.clone()))
+                .entry((&o.agent.application_name, &o.agent.agent_id))
                 .or_default()
                 .push(i);
         }
         let mut report = SendReport::default();
         let mut delivered = vec![false; outputs.len()];
-        for (key, indices) in by_agent {
-            let outs: Vec<&Output> = indices.iter().filter_map(|i| outputs.get(*i)).collect();
+        for ((app, id), indices) in by_agent {
+            let key = (app.to_owned(), id.to_owned());
+            let outs: Vec<&Outgoing> = indices.iter().filter_map(|i| outputs.get(*i)).collect();
             match self.send_agent(&key, &outs).await {
                 Ok(rejected) => {
                     report.messages += outs.len();
@@ -242,7 +263,7 @@ impl Client {
     async fn send_agent(
         &mut self,
         key: &(String, String),
-        outs: &[&Output],
+        outs: &[&Outgoing],
     ) -> Result<i64, ExportError> {
         let Some(first) = outs.first() else {
             return Ok(0);
@@ -266,29 +287,62 @@ impl Client {
                 .map_err(|s| classify(&s))?;
             state.strings.insert(*id);
         }
-        let messages: Vec<PSpanMessage> = outs.iter().map(|o| o.message.clone()).collect();
+        // Shared, not copied: `Bytes` clones count references.
+        let messages: Vec<Bytes> = outs.iter().map(|o| o.message.clone()).collect();
         self.send_spans(messages, &headers).await
+    }
+
+    /// `SendSpanBatch` with a `PSpanMessageBatch` of the encoded messages.
+    async fn send_span_batch(
+        &mut self,
+        mut req: Request<Body>,
+    ) -> Result<Response<PSpanResultBatch>, Status> {
+        self.span
+            .ready()
+            .await
+            .map_err(|e| Status::unknown(format!("Service was not ready: {e}")))?;
+        req.extensions_mut()
+            .insert(GrpcMethod::new("v1.Span", "SendSpanBatch"));
+        let path = PathAndQuery::from_static("/v1.Span/SendSpanBatch");
+        self.span.unary(req, path, Passthrough::default()).await
+    }
+
+    /// The `SendSpan` client stream of the encoded messages.
+    async fn send_span_stream(
+        &mut self,
+        messages: Vec<Bytes>,
+        headers: &MetadataMap,
+    ) -> Result<(), Status> {
+        self.span
+            .ready()
+            .await
+            .map_err(|e| Status::unknown(format!("Service was not ready: {e}")))?;
+        let stream = tokio_stream::iter(messages.into_iter().map(Body::Message));
+        let mut req = request(stream, headers, self.cfg.timeout);
+        req.extensions_mut()
+            .insert(GrpcMethod::new("v1.Span", "SendSpan"));
+        let path = PathAndQuery::from_static("/v1.Span/SendSpan");
+        self.span
+            .client_streaming(req, path, Passthrough::<()>::default())
+            .await
+            .map(|_| ())
     }
 
     async fn send_spans(
         &mut self,
-        mut messages: Vec<PSpanMessage>,
+        mut messages: Vec<Bytes>,
         headers: &MetadataMap,
     ) -> Result<i64, ExportError> {
         if self.batch_supported {
-            // Keep a copy for the stream only while the collector's protocol is unknown.
+            // Keep the messages for the stream only while the collector's protocol is
+            // unknown.
             let batch = if self.batch_confirmed {
-                PSpanMessageBatch {
-                    span: std::mem::take(&mut messages),
-                }
+                std::mem::take(&mut messages)
             } else {
-                PSpanMessageBatch {
-                    span: messages.clone(),
-                }
+                messages.clone()
             };
             match self
-                .span
-                .send_span_batch(request(batch, headers, self.cfg.timeout))
+                .send_span_batch(request(Body::Batch(batch), headers, self.cfg.timeout))
                 .await
             {
                 Ok(r) => {
@@ -320,9 +374,7 @@ impl Client {
                 after: None,
             });
         }
-        let stream = tokio_stream::iter(messages);
-        self.span
-            .send_span(request(stream, headers, self.cfg.timeout))
+        self.send_span_stream(messages, headers)
             .await
             .map_err(|s| classify(&s))?;
         Ok(0)

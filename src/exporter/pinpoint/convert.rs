@@ -312,10 +312,11 @@ fn event(
 ) -> PSpanEvent {
     let span = input.span;
     let m = semconv::map_event(span, language);
-    let mut annotation = Vec::with_capacity(m.annotations.len() + 2);
+    let (args, attribute) = leftovers(span, &m.consumed, opts);
+    // Sized once: no regrowth when the args are appended.
+    let mut annotation = Vec::with_capacity(1 + m.annotations.len() + args.len());
     annotation.push(anno_str(c::ANNO_API, span.name.clone()));
     annotation.extend(m.annotations);
-    let (args, attribute) = leftovers(span, &m.consumed, opts);
     annotation.extend(args);
     let next_span_id = match span_id_of(span) {
         Some(id) if m.remote_call => {
@@ -382,10 +383,10 @@ pub fn span(seg: &Segment<'_>, opts: &Options) -> (PSpan, Extras) {
         prev = ms(input.span.start_time_unix_nano);
         extras.last_depth = input.depth;
     }
-    let mut annotation = Vec::with_capacity(entry.annotations.len() + 2);
+    let (args, attribute) = leftovers(e, &entry.consumed, opts);
+    let mut annotation = Vec::with_capacity(1 + entry.annotations.len() + args.len());
     annotation.push(anno_str(c::ANNO_API, e.name.clone()));
     annotation.extend(entry.annotations);
-    let (args, attribute) = leftovers(e, &entry.consumed, opts);
     annotation.extend(args);
     let parent_info = seg
         .parent

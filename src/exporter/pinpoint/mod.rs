@@ -3,15 +3,18 @@
 //!
 //! `agent.rs` (who the virtual agent is) and `semconv.rs` + `convert.rs` (what a span
 //! looks like) are pure; `assemble/` holds spans until their segments are ready;
-//! `client.rs` is the transport.
+//! `client.rs` is the transport; `wire.rs` encodes each message once, by hand, and
+//! `codec.rs` hands the bytes to tonic.
 
 pub mod agent;
 pub mod assemble;
 pub mod client;
+pub mod codec;
 pub mod codes;
 pub mod convert;
 pub mod proto;
 pub mod semconv;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ use crate::ids::{AgentId, MappingCache};
 use crate::pipeline::Batch;
 use crate::selfmetrics as m;
 use assemble::{Assembler, Output};
-use client::{Client, ClientConfig, SpanProtocol};
+use client::{Client, ClientConfig, Outgoing, SpanProtocol};
 use convert::AttributeMode;
 
 /// `exporters.<name>:` keys of `type: pinpoint`.
@@ -170,7 +173,9 @@ pub struct PinpointExporter {
     assembler: Assembler,
     client: Client,
     /// Messages made but not yet accepted by the collector.
-    outbox: Vec<Output>,
+    outbox: Vec<Outgoing>,
+    /// Encodes each message once, as it enters the outbox.
+    writer: wire::Writer,
     last_batch: Option<u64>,
     pending_gauge: Gauge,
     pending_bytes_gauge: Gauge,
@@ -193,7 +198,7 @@ const MAX_OUTBOX: usize = 50_000;
 
 /// A message is with the collector, or given up (counted): the records of its spans'
 /// batches may go, once no other span of those batches is held or unsent.
-fn done(o: Output) {
+fn done(o: Outgoing) {
     o.holds
         .into_iter()
         .for_each(crate::pipeline::persist::Hold::release);
@@ -240,6 +245,7 @@ impl PinpointExporter {
             assembler,
             client,
             outbox: Vec::new(),
+            writer: wire::Writer::default(),
             last_batch: None,
             pending_gauge: metrics::gauge!(m::PINPOINT_PENDING_SPANS, &l()),
             pending_bytes_gauge: metrics::gauge!(m::PINPOINT_PENDING_BYTES, &l()),
@@ -264,7 +270,15 @@ impl PinpointExporter {
 
     fn collect(&mut self, force: bool) {
         let out = self.assembler.flush(Instant::now(), force);
-        self.outbox.extend(out);
+        let writer = &mut self.writer;
+        self.outbox
+            .extend(out.into_iter().map(|o: Output| Outgoing {
+                message: writer.encode(&o.message),
+                agent: o.agent,
+                exceptions: o.exceptions,
+                spans: o.spans,
+                holds: o.holds,
+            }));
         if self.outbox.len() > MAX_OUTBOX {
             let excess = self.outbox.len() - MAX_OUTBOX;
             // Given up, counted: their records in a persistent queue may go.

@@ -1,13 +1,12 @@
 //! Looking at held traces: what can be emitted now, what waits, and what gives up.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::emit::{Head, Sink};
 use super::forest::{Build, Forest};
 use super::held::Pending;
 use super::link::{self, LinkOutcome};
-use super::{Assembler, Expiry, Output, TraceBuf};
+use super::{Assembler, Expiry, Output, Set, TraceBuf};
 use crate::ids::{TraceId, TransactionId, mapping, otlp};
 use crate::pipeline::persist::Hold;
 
@@ -39,8 +38,8 @@ impl Look {
 
 impl Assembler {
     /// The traces to emit early, oldest first, to get back under the span and byte caps.
-    fn over_capacity(&self) -> HashSet<TraceId> {
-        let mut early = HashSet::new();
+    fn over_capacity(&self) -> Set<TraceId> {
+        let mut early = Set::default();
         let bytes = self.account.bytes();
         if self.pending <= self.cfg.max_pending_spans && bytes <= self.cfg.max_pending_bytes {
             return early;

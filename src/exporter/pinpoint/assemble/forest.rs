@@ -3,21 +3,22 @@
 //! A root is a segment's entry (remote parent or none), or an *orphan* whose local
 //! parent is not held (not arrived yet, already sent, or never coming).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::Map;
 use super::held::Pending;
 use crate::ids::{SpanId, TraceId};
 
 pub(super) struct Forest {
-    pub index: HashMap<SpanId, usize>,
-    pub children: HashMap<usize, Vec<usize>>,
+    pub index: Map<SpanId, usize>,
+    /// Per span, its local children (indexed like the spans: no hashing).
+    pub children: Vec<Vec<usize>>,
     pub roots: Vec<usize>,
 }
 
 impl Forest {
     pub fn build(spans: &[Pending]) -> Self {
-        let index: HashMap<SpanId, usize> = spans
+        let index: Map<SpanId, usize> = spans
             .iter()
             .enumerate()
             .filter_map(|(i, p)| Some((p.id?, i)))
@@ -25,7 +26,7 @@ impl Forest {
         let same_agent = |a: usize, b: usize| {
             Arc::ptr_eq(&spans[a].agent, &spans[b].agent) || spans[a].agent == spans[b].agent
         };
-        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
         let mut roots = Vec::new();
         for (i, p) in spans.iter().enumerate() {
             let local = p
@@ -33,11 +34,11 @@ impl Forest {
                 .and_then(|id| index.get(&id).copied())
                 .filter(|&pi| pi != i && !p.remote && same_agent(pi, i));
             match local {
-                Some(pi) => children.entry(pi).or_default().push(i),
+                Some(pi) => children[pi].push(i),
                 None => roots.push(i),
             }
         }
-        for list in children.values_mut() {
+        for list in children.iter_mut().filter(|l| l.len() > 1) {
             list.sort_by_key(|&c| spans[c].span.start_time_unix_nano);
         }
         let mut f = Self {
@@ -76,7 +77,7 @@ impl Forest {
                 continue;
             }
             count += 1;
-            if let Some(kids) = self.children.get(&n) {
+            if let Some(kids) = self.children.get(n) {
                 stack.extend(kids.iter().copied());
             }
         }
@@ -88,13 +89,14 @@ impl Forest {
         let mut out = Vec::new();
         // Iterative, so a deep input cannot overflow the stack; `seen` guards cycles.
         let mut stack = vec![(i, depth)];
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = vec![false; self.children.len()];
         while let Some((n, d)) = stack.pop() {
-            if !seen.insert(n) {
+            if seen.get(n).is_none_or(|s| *s) {
                 continue;
             }
+            seen[n] = true;
             out.push((n, d));
-            if let Some(kids) = self.children.get(&n) {
+            if let Some(kids) = self.children.get(n) {
                 for &k in kids.iter().rev() {
                     stack.push((k, d + 1));
                 }

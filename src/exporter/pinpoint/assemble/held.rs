@@ -6,7 +6,6 @@
 //! held spans never keep a large request alive, and the byte count is what is really
 //! retained, within a factor of two of the held spans' own size.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 use super::super::agent::AgentIdentity;
-use super::TraceBuf;
+use super::{Map, Set, TraceBuf};
 use crate::ids::{SpanId, TraceId, otlp};
 use crate::pipeline::SharedBlock;
 use crate::pipeline::persist::Hold;
@@ -155,7 +154,7 @@ struct Pin {
 /// The byte account of everything held.
 #[derive(Default)]
 pub(super) struct Account {
-    pins: HashMap<usize, Pin>,
+    pins: Map<usize, Pin>,
     /// Pins that fell under half held since the last settle.
     thin: Vec<usize>,
     owned: usize,
@@ -211,8 +210,8 @@ impl Account {
     /// Counts the spans of `traces` that stayed held past their first flush: a block
     /// mostly held is pinned, the spans of a block mostly sent are copied out. Then
     /// copies out the spans of pins that have thinned out.
-    pub fn settle(&mut self, traces: &mut HashMap<TraceId, TraceBuf>, touched: &[TraceId]) {
-        let mut fresh: HashMap<usize, usize> = HashMap::new();
+    pub fn settle(&mut self, traces: &mut Map<TraceId, TraceBuf>, touched: &[TraceId]) {
+        let mut fresh: Map<usize, usize> = Map::default();
         for t in touched {
             for p in traces.get(t).into_iter().flat_map(|b| &b.spans) {
                 if !p.counted
@@ -266,7 +265,7 @@ impl Account {
                 continue;
             };
             self.pinned -= pin.bytes;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = Set::default();
             for t in pin.traces.iter().filter(|t| seen.insert(**t)) {
                 for p in traces.get_mut(t).into_iter().flat_map(|b| &mut b.spans) {
                     if p.counted && p.block_key() == Some(key) {
