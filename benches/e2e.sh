@@ -35,7 +35,9 @@
 #
 # Usage: benches/e2e.sh            (writes the table between the e2e markers of BENCHMARKS.md)
 #        DURATION=60 SAT_DURATION=30 PIPELINES="pinpoint" OUT=/tmp/x.md benches/e2e.sh
-# Needs: cargo, python3, node (and `npm ci` in tests/peers/pinpoint-collector), taskset.
+# Needs: cargo, python3, taskset, curl; node (and `npm ci` in tests/peers/pinpoint-collector)
+# only with PINPOINT_PEER=node. Knobs besides those above: POOL (200; 0 = no --pool),
+# OVL_CONCURRENCY (64), PINPOINT_PEER (rust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
