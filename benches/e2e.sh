@@ -3,7 +3,10 @@
 #
 # For three pipelines, all OTLP/gRPC in:
 #   passthrough  null exporter (receive, decode, validate, route, queue, batch)
-#   pinpoint     Pinpoint exporter -> stand-in collector with --blackhole (Node)
+#   pinpoint     Pinpoint exporter -> the Rust blackhole collector (`bench-collector` of the
+#                loadgen binary, src/blackhole.rs); PINPOINT_PEER=node: the Node stand-in
+#                (tests/peers/pinpoint-collector --blackhole), which could not take 10k spans/s
+#                on a shared core
 #   zipkin       Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
 #   otlp         OTLP/gRPC, gzip -> Rotel (PyPI `rotel`, from .venv) with --exporter blackhole
 #                (not in the default PIPELINES: PIPELINES="passthrough otlp")
@@ -23,14 +26,18 @@
 #             OVL_DURATION s, gives the sustainable rate S (spans exported per second);
 #             then loadgen offers 10 x S (--rate, 64 in flight) for OVL_DURATION s and the
 #             goodput (spans exported per second) is compared with S. Loadgen may not
-#             reach 10 x S on its core: the offered rate is reported as measured.
+#             reach 10 x S on its core: the offered rate is reported as measured. The
+#             probe and the overload send pre-encoded requests (`loadgen --pool POOL`,
+#             default 200; POOL=0: every request generated, as before).
 # The gateway runs on CPU 1 (taskset -c 1); loadgen and the peers on CPU 0.
 # Rotel is found in .venv (scripts/setup-test-peers.sh) or installed from PyPI into
 # .venv-rotel by this script.
 #
 # Usage: benches/e2e.sh            (writes the table between the e2e markers of BENCHMARKS.md)
 #        DURATION=60 SAT_DURATION=30 PIPELINES="pinpoint" OUT=/tmp/x.md benches/e2e.sh
-# Needs: cargo, python3, node (and `npm ci` in tests/peers/pinpoint-collector), taskset.
+# Needs: cargo, python3, taskset, curl; node (and `npm ci` in tests/peers/pinpoint-collector)
+# only with PINPOINT_PEER=node. Knobs besides those above: POOL (200; 0 = no --pool),
+# OVL_CONCURRENCY (64), PINPOINT_PEER (rust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +60,11 @@ export BENCH_ADMIN_PORT=${BENCH_ADMIN_PORT:-18888}
 B=${BRIDGE_BIN:-target/release/otel-pinpoint-bridge}
 L=${LOADGEN_BIN:-$B}
 LOADGEN_EXTRA=${LOADGEN_EXTRA:-}
+PINPOINT_PEER=${PINPOINT_PEER:-rust}
+POOL=${POOL:-200}
+OVL_CONCURRENCY=${OVL_CONCURRENCY:-64}
+POOL_ARGS=()
+[ "$POOL" != 0 ] && POOL_ARGS=(--pool "$POOL")
 HZ=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 RESULTS=$TMP/results.jsonl
@@ -103,12 +115,16 @@ wait_line() { # file -> first line, waiting up to 15 s
 }
 start_peers() {
     if [[ " $PIPELINES " == *" pinpoint "* ]]; then
-        taskset -c "$LOAD_CPU" node tests/peers/pinpoint-collector/server.js --port 0 \
-            --control-port 0 --blackhole >"$TMP/collector.out" 2>"$TMP/collector.err" &
+        if [ "$PINPOINT_PEER" = node ]; then
+            taskset -c "$LOAD_CPU" node tests/peers/pinpoint-collector/server.js --port 0 \
+                --control-port 0 --blackhole >"$TMP/collector.out" 2>"$TMP/collector.err" &
+        else
+            taskset -c "$LOAD_CPU" "$L" bench-collector >"$TMP/collector.out" 2>"$TMP/collector.err" &
+        fi
         PEERS+=($!)
         BENCH_PINPOINT_PORT=$(wait_line "$TMP/collector.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["span"])')
         export BENCH_PINPOINT_PORT
-        log "pinpoint stand-in (blackhole) on $BENCH_PINPOINT_PORT"
+        log "pinpoint collector ($PINPOINT_PEER, blackhole) on $BENCH_PINPOINT_PORT"
     fi
     if [[ " $PIPELINES " == *" otlp "* ]]; then
         local rotel
@@ -234,7 +250,10 @@ print(json.dumps({
     "sent_spans": sent, "sent_per_s": sent / wall,
     "spans_per_cpu_s": sent / cpu_s if cpu_s > 0 else None,
     "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99),
-    "offered_per_s": loadgen["requests"] * loadgen["batch"] / wall,
+    # Offered = what loadgen's rate asked for: requests sent plus ticks skipped because
+    # every request slot was busy (the gateway was behind); sent = requests answered.
+    "offered_per_s": (loadgen["requests"] + loadgen.get("skipped", 0)) * loadgen["batch"] / wall,
+    "sent_req_spans_per_s": loadgen["requests"] * loadgen["batch"] / wall,
     "loadgen": loadgen,
 }))
 EOF
@@ -265,20 +284,20 @@ for p in $PIPELINES; do
 
     if [ "$OVERLOAD" = 1 ] && [ "$p" != rotel ]; then
         start_gateway "$p"
-        measure "$p" probe --batch 100 --duration "${OVL_DURATION}s" --concurrency 4
+        measure "$p" probe --batch 100 --duration "${OVL_DURATION}s" --concurrency 4 "${POOL_ARGS[@]}"
         sustained=$(tail -1 "$RESULTS" | python3 -c 'import json,sys; print(max(100, int(json.load(sys.stdin)["sent_per_s"])))')
         # Let the queue drain before the overload starts.
         sleep 2
-        measure "$p" overload --rate $((10 * sustained)) --batch 100 --duration "${OVL_DURATION}s" --concurrency 64
+        measure "$p" overload --rate $((10 * sustained)) --batch 100 --duration "${OVL_DURATION}s" --concurrency "$OVL_CONCURRENCY" "${POOL_ARGS[@]}"
         stop_gateway
     fi
 done
 LOAD_AFTER=${LOAD_AFTER:-$(cut -d' ' -f1-3 /proc/loadavg)}
 
 # --- the table -----------------------------------------------------------------------
-python3 - "$RESULTS" "$OUT" "$LOAD_BEFORE" "$LOAD_AFTER" "$DURATION" "$LAT_DURATION" "$SAT_DURATION" "$RATE" <<'EOF'
+python3 - "$RESULTS" "$OUT" "$LOAD_BEFORE" "$LOAD_AFTER" "$DURATION" "$LAT_DURATION" "$SAT_DURATION" "$RATE" "$OVL_CONCURRENCY" "$POOL" "$PINPOINT_PEER" <<'EOF'
 import json, os, platform, subprocess, sys, time
-results, out, load_before, load_after, dur, lat_dur, sat_dur, rate = sys.argv[1:]
+results, out, load_before, load_after, dur, lat_dur, sat_dur, rate, ovl_conc, pool, peer = sys.argv[1:]
 rows = [json.loads(l) for l in open(results)]
 get = lambda p, ph: next((r for r in rows if r["pipeline"] == p and r["phase"] == ph), None)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -290,7 +309,8 @@ lines = [
     f"{int(mem) // 1024} MiB RAM, {platform.system()} {platform.release()}; load average before {load_before}, after {load_after} "
     "(shared machine: other builds may run). Gateway on CPU 1, loadgen and peers on CPU 0. "
     f"Steady: {rate} spans/s, 100 per request, {dur} s, default batching (512 spans / 200 ms). "
-    f"Latency: same rate, `batch.max_spans: 100`, {lat_dur} s. Saturation: unbounded, 32 in flight, {sat_dur} s.",
+    f"Latency: same rate, `batch.max_spans: 100`, {lat_dur} s. Saturation: unbounded, 32 in flight, {sat_dur} s. "
+    f"Pinpoint peer: {'the Node stand-in' if peer == 'node' else 'bench-collector (Rust blackhole)'}.",
     "",
     "| pipeline | idle RSS MiB | CPU % of a core @ steady | RSS avg / max MiB @ steady (VmHWM) | spans per CPU-second @ steady | latency p50 / p99 ms | saturation: exported spans/s (CPU %) | spans per CPU-second @ saturation | refused / errors (sat.) |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -313,12 +333,15 @@ if rb and pb and rb["spans_per_cpu_s"] and pb["spans_per_cpu_s"]:
 ovl = [(p, get(p, "probe"), get(p, "overload")) for p in ["passthrough", "pinpoint", "zipkin", "otlp"]]
 ovl = [(p, pr, ov) for p, pr, ov in ovl if pr and ov]
 if ovl:
-    lines += ["", "Overload: sustainable rate S = spans exported per second with 4 requests in flight (closed loop); then loadgen offers 10 × S (`--rate`, 64 in flight). Goodput = spans exported per second under that load.", "",
-              "| pipeline | S: exported spans/s (CPU %) | offered spans/s (× S) | goodput spans/s (CPU %) | goodput / S | refused requests (overload) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", f"Overload: sustainable rate S = spans exported per second with 4 requests in flight (closed loop); then loadgen offers 10 × S (`--rate`, {ovl_conc} in flight"
+              + (f", `--pool {pool}`" if pool != "0" else "") + "). Offered = requests sent plus rate ticks skipped because every slot was busy; sent = requests answered (accepted or refused). Goodput = spans exported per second under that load.", "",
+              "| pipeline | S: exported spans/s (CPU %) | offered spans/s (× S) | sent spans/s (× S) | goodput spans/s (CPU %) | goodput / S | refused requests (overload) |",
+              "|---|---|---|---|---|---|---|"]
     for p, pr, ov in ovl:
         s_rate = pr["sent_per_s"]
+        sent_req = ov.get("sent_req_spans_per_s")
         lines.append(f"| {p} | {f(s_rate, 0)} ({f(pr['cpu_pct'], 0)}) | {f(ov['offered_per_s'], 0)} ({f(ov['offered_per_s'] / s_rate if s_rate else None, 1)}×) "
+                     f"| {f(sent_req, 0)} ({f(sent_req / s_rate if s_rate and sent_req is not None else None, 1)}×) "
                      f"| {f(ov['sent_per_s'], 0)} ({f(ov['cpu_pct'], 0)}) | {f(100 * ov['sent_per_s'] / s_rate if s_rate else None, 0)} % | {ov['loadgen']['refused']} |")
 for p in ["pinpoint", "zipkin", "otlp"]:
     ratios = []

@@ -4,7 +4,8 @@
 # Instruction counts do not depend on the machine's load, so unlike CPU time they are a
 # fair before/after measure on a shared machine. For each pipeline (OTLP/gRPC in):
 #   null      the null exporter (receive, decode, validate, route, queue, batch: the floor)
-#   pinpoint  Pinpoint exporter -> stand-in collector (Node, --blackhole)
+#   pinpoint  Pinpoint exporter -> `bench-collector` (the Rust blackhole of LOADGEN_BIN,
+#             src/blackhole.rs); PINPOINT_PEER=node: the Node stand-in (--blackhole)
 #   zipkin    Zipkin v2 JSON, uncompressed -> benches/sink.py (answers 202)
 #   otlp      OTLP/gRPC, gzip -> Rotel (PyPI `rotel` in .venv) with --exporter blackhole
 # it starts the gateway under callgrind, warms it up (WARMUP requests: connections to the
@@ -74,8 +75,12 @@ wait_line() { # file -> first line, waiting up to 15 s
 
 # --- peers ---------------------------------------------------------------------------
 if [[ " $PIPELINES " == *" pinpoint "* ]]; then
-    node tests/peers/pinpoint-collector/server.js --port 0 --control-port 0 --blackhole \
-        >"$TMP/collector.out" 2>"$TMP/collector.err" &
+    if [ "${PINPOINT_PEER:-rust}" = node ]; then
+        node tests/peers/pinpoint-collector/server.js --port 0 --control-port 0 --blackhole \
+            >"$TMP/collector.out" 2>"$TMP/collector.err" &
+    else
+        "$L" bench-collector >"$TMP/collector.out" 2>"$TMP/collector.err" &
+    fi
     PEERS+=($!)
     BENCH_PINPOINT_PORT=$(wait_line "$TMP/collector.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["span"])')
     export BENCH_PINPOINT_PORT

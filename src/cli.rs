@@ -60,6 +60,24 @@ pub enum Command {
     /// Send synthetic OTLP traces to a gateway (or any OTLP receiver) and report the
     /// achieved rate, refusals, errors and export latency.
     Loadgen(LoadgenArgs),
+    /// A blackhole Pinpoint collector for benchmarks (src/blackhole.rs): answers the
+    /// exporter's calls, counts, keeps nothing.
+    #[command(hide = true)]
+    BenchCollector(BenchCollectorArgs),
+}
+
+/// Options of `bench-collector`.
+#[derive(Debug, clap::Args)]
+pub struct BenchCollectorArgs {
+    /// gRPC address: every Pinpoint service on one port (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// HTTP address of `GET /stats` (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: std::net::SocketAddr,
+    /// Decode every span message fully with the generated types (slower).
+    #[arg(long)]
+    verify: bool,
 }
 
 /// Options of `loadgen`.
@@ -114,6 +132,10 @@ pub struct LoadgenArgs {
     /// those sent uses seed + n, so the bytes sent are the same on every run.
     #[arg(long)]
     count: Option<u64>,
+    /// Encode this many requests at start and reuse them, trace ids rewritten per round
+    /// (gRPC only; 0 = generate every request): loadgen costs far less per request.
+    #[arg(long, default_value_t = 0)]
+    pool: usize,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -153,6 +175,34 @@ pub fn main(cli: Cli) -> ExitCode {
             translate(&headers, json, &opts)
         }
         Command::Loadgen(args) => loadgen(args),
+        Command::BenchCollector(a) => bench_collector(a),
+    }
+}
+
+fn bench_collector(a: BenchCollectorArgs) -> ExitCode {
+    // One worker: the collector should take as little of the benchmark's load core as
+    // it can, and one thread is plenty for a blackhole.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = crate::blackhole::Options {
+        listen: a.listen,
+        control: a.control,
+        verify: a.verify,
+    };
+    match runtime.block_on(crate::blackhole::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-collector: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -177,6 +227,7 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
         acked_ids: a.acked_ids,
         callee_first_lag: a.callee_first_lag,
         count: a.count,
+        pool: a.pool,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
