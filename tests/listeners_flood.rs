@@ -100,17 +100,34 @@ async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_exports_or_h
     assert!(names.contains(&"over-http".to_owned()), "{names:?}");
     assert!(names.contains(&"over-grpc".to_owned()), "{names:?}");
 
+    // Every listener reached its connection limit and evicted its oldest idle connection,
+    // if the flood opened connections faster than the header-read timeout (10 s) closes
+    // them: 8,000 on OTLP/HTTP (limit 4096) need under ~19 s; 1,000 on admin (limit 64)
+    // always do. On a starved machine the flood opens slower, and then OTLP/HTTP's idle
+    // connections must have been closed by the header-read timeout instead.
     let m = metrics(admin).await;
-    for listener in ["otlp_http", "admin"] {
-        let evicted = counter(
+    let closed = |listener: &str, reason: &str| {
+        counter(
             &m,
             &format!(
-                "bridge_listener_connections_closed_total{{listener=\"{listener}\",reason=\"evicted\"}}"
+                "bridge_listener_connections_closed_total{{listener=\"{listener}\",reason=\"{reason}\"}}"
             ),
-        );
+        )
+    };
+    let open_seconds = report["open_seconds"].as_f64().expect("open_seconds");
+    assert!(
+        closed("admin", "evicted") > 0.0,
+        "admin: idle connections were not evicted at the limit: {report}"
+    );
+    if open_seconds < 15.0 {
         assert!(
-            evicted > 0.0,
-            "{listener}: idle connections were evicted at the limit"
+            closed("otlp_http", "evicted") > 0.0,
+            "otlp_http: idle connections were not evicted at the limit: {report}"
+        );
+    } else {
+        assert!(
+            closed("otlp_http", "evicted") + closed("otlp_http", "header_timeout") > 0.0,
+            "otlp_http: idle connections were neither evicted nor timed out: {report}"
         );
     }
     gw.shutdown().await;
