@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{HeaderMap, HeaderValue, Uri};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic::codec::CompressionEncoding;
@@ -214,6 +216,29 @@ enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    /// A gRPC answer: UNAVAILABLE and RESOURCE_EXHAUSTED are refusals (retryable), any
+    /// other status a failure.
+    fn of_grpc(answer: Result<ExportTraceServiceResponse, tonic::Status>) -> Self {
+        match answer {
+            Ok(resp) => Self::Accepted {
+                rejected: resp
+                    .partial_success
+                    .map_or(0, |p| p.rejected_spans.max(0) as u64),
+            },
+            Err(s) => {
+                let text = format!("{:?}: {}", s.code(), s.message());
+                match s.code() {
+                    tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+                        Self::Refused(text)
+                    }
+                    _ => Self::Failed(text),
+                }
+            }
+        }
+    }
+}
+
 enum Sender {
     Grpc(Box<TraceServiceClient<Channel>>),
     /// Pre-encoded request bytes (`--pool`) over the same channel.
@@ -299,7 +324,6 @@ impl Sender {
     /// Sends pre-encoded request bytes (only the `GrpcRaw` sender can).
     async fn send_raw(&self, req: Bytes) -> Outcome {
         use crate::receiver::pinpoint::codec::RawCodec;
-        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
         let Self::GrpcRaw(g) = self else {
             return Outcome::Failed("pre-encoded requests need the gRPC sender".into());
         };
@@ -310,23 +334,12 @@ impl Sender {
         let path = http::uri::PathAndQuery::from_static(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         );
-        match g.unary(tonic::Request::new(req), path, RawCodec).await {
-            Ok(resp) => Outcome::Accepted {
-                rejected: ExportTraceServiceResponse::decode(resp.into_inner())
-                    .ok()
-                    .and_then(|r| r.partial_success)
-                    .map_or(0, |p| p.rejected_spans.max(0) as u64),
-            },
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                ) =>
-            {
-                Outcome::Refused(format!("{:?}: {}", s.code(), s.message()))
-            }
-            Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
-        }
+        let answer = g.unary(tonic::Request::new(req), path, RawCodec).await;
+        Outcome::of_grpc(
+            answer.map(|resp| {
+                ExportTraceServiceResponse::decode(resp.into_inner()).unwrap_or_default()
+            }),
+        )
     }
 
     async fn send(&self, req: ExportTraceServiceRequest, timeout: Duration) -> Outcome {
@@ -334,23 +347,7 @@ impl Sender {
             Self::GrpcRaw(_) => self.send_raw(Bytes::from(req.encode_to_vec())).await,
             Self::Grpc(client) => {
                 let mut client = (**client).clone();
-                match client.export(req).await {
-                    Ok(resp) => Outcome::Accepted {
-                        rejected: resp
-                            .into_inner()
-                            .partial_success
-                            .map_or(0, |p| p.rejected_spans.max(0) as u64),
-                    },
-                    Err(s)
-                        if matches!(
-                            s.code(),
-                            tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                        ) =>
-                    {
-                        Outcome::Refused(format!("{:?}: {}", s.code(), s.message()))
-                    }
-                    Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
-                }
+                Outcome::of_grpc(client.export(req).await.map(tonic::Response::into_inner))
             }
             Self::Http(h) => {
                 let HttpSender {
@@ -398,7 +395,6 @@ impl Sender {
 /// Spans rejected according to an OTLP/HTTP answer's `partial_success` (0 if none or
 /// unreadable).
 fn rejected_in(body: &[u8], json: bool) -> u64 {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     let resp = if json {
         serde_json::from_slice::<ExportTraceServiceResponse>(body).ok()
     } else {
